@@ -1,0 +1,11 @@
+/** Every command the multicall binary offers, in `--help` order. */
+import type { Command } from 'commander';
+import { definePlanned, plannedCommands } from './planned-commands.ts';
+import { defineSysSelftest } from '../sys/selftest-command.ts';
+
+export type CommandDefinition = (program: Command) => void;
+
+export const commandDefinitions: readonly CommandDefinition[] = [
+  ...plannedCommands.map((planned) => (program: Command) => definePlanned(program, planned)),
+  defineSysSelftest,
+];

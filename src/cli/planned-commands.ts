@@ -1,0 +1,49 @@
+/**
+ * Commands that every link name must reach but whose implementation lands in a later issue.
+ * They are real entries in the tree (so dispatch and `--help` are testable) and fail with
+ * ExitCode.unavailable and a message naming the issue, never a silent success.
+ */
+import type { Command } from 'commander';
+import { CliError, ExitCode } from './exit-codes.ts';
+
+export interface PlannedCommand {
+  /** Space-separated path below `outrigger`, e.g. "imgcrypt decrypt". */
+  readonly path: string;
+  readonly summary: string;
+  readonly issue: number;
+  /** Accept any arguments unparsed (the shim takes Go-style single-dash flags from containerd). */
+  readonly rawArgs?: boolean;
+}
+
+export const plannedCommands: readonly PlannedCommand[] = [
+  { path: 'shim', summary: 'containerd runtime v2 shim (io.containerd.outrigger.v2)', issue: 4, rawArgs: true },
+  { path: 'zstd', summary: 'zstd/gzip decompression stream processor and zstd-compatible pipe', issue: 7, rawArgs: true },
+  { path: 'estargz build', summary: 'convert a tar or tar.gz layer to eStargz', issue: 8, rawArgs: true },
+  { path: 'estargz unpack', summary: 'verifying eStargz / zstd:chunked unpack stream processor', issue: 8, rawArgs: true },
+  { path: 'imgcrypt decrypt', summary: 'ocicrypt layer decryption stream processor (ctd-decoder compatible)', issue: 9, rawArgs: true },
+  { path: 'imgcrypt encrypt', summary: 'encrypt a layer stream with ocicrypt', issue: 9, rawArgs: true },
+  { path: 'log', summary: 'logging driver for binary:// stdio URIs', issue: 6, rawArgs: true },
+];
+
+function groupCommand(parent: Command, name: string, summary: string): Command {
+  const existing = parent.commands.find((c) => c.name() === name);
+  if (existing) return existing;
+  return parent.command(name).description(summary);
+}
+
+export function definePlanned(program: Command, planned: PlannedCommand): void {
+  const parts = planned.path.split(' ');
+  let parent = program;
+  for (const group of parts.slice(0, -1)) {
+    parent = groupCommand(parent, group, `${group} tools`);
+  }
+  const leaf = parts.at(-1)!;
+  const cmd = parent.command(leaf).description(`${planned.summary} [issue #${planned.issue}, not in this build]`);
+  if (planned.rawArgs) cmd.argument('[args...]').allowUnknownOption().allowExcessArguments();
+  cmd.action(() => {
+    throw new CliError(
+      `'${planned.path}' is not part of this build yet (tracked in issue #${planned.issue})`,
+      ExitCode.unavailable,
+    );
+  });
+}
