@@ -8,6 +8,7 @@ import { versionLine } from './build-info.ts';
 import { ExitCode } from './exit-codes.ts';
 import { TOOL_NAME } from './invocation.ts';
 import { commandDefinitions } from './commands.ts';
+import { formatCommandIndex } from './command-index.ts';
 
 export function buildProgram(): Command {
   const program = new Command(TOOL_NAME)
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .exitOverride();
   for (const define of commandDefinitions) define(program);
+  program.addHelpText('after', () => formatCommandIndex(program));
   return program;
 }
 
