@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { definePlanned, plannedCommands } from './planned-commands.ts';
 import { defineSysSelftest } from '../sys/selftest-command.ts';
+import { defineTtrpcCall } from '../ttrpc/call-command.ts';
 
 export type CommandDefinition = (program: Command) => void;
 
 export const commandDefinitions: readonly CommandDefinition[] = [
   ...plannedCommands.map((planned) => (program: Command) => definePlanned(program, planned)),
   defineSysSelftest,
+  defineTtrpcCall,
 ];
