@@ -1,0 +1,115 @@
+/**
+ * Benchmarks are data: a suite file exports one of these, the runner executes it, and the
+ * result (plain JSON, kept in docs/bench/NAME.json) is what the report and the chart are made from.
+ */
+import type { Summary } from './stats.ts';
+
+/** Environment changes over the runner's own environment; null removes the variable. */
+export type EnvOverrides = Readonly<Record<string, string | null>>;
+
+export interface RunContext {
+  quick: boolean;
+}
+
+export interface Variant {
+  /** Row label in the table and the chart; unique within its benchmark. */
+  label: string;
+  argv: readonly string[];
+  /** How the command reads in the report when argv holds throw-away paths. */
+  display?: string;
+  env?: EnvOverrides;
+  /** Runs once before the first round. A returned string is shown as the variant's note. */
+  setup?: (ctx: RunContext) => Promise<string | void> | string | void;
+  /** Runs once after the last round, also when a round failed. */
+  teardown?: () => Promise<void> | void;
+  note?: string;
+}
+
+export interface TimedBenchmark {
+  kind: 'timed';
+  name: string;
+  title: string;
+  /** Markdown paragraph: what is measured and why. */
+  what: string;
+  env?: EnvOverrides;
+  variants: readonly Variant[];
+  /** Labels of our variant and of the one we compare against. */
+  ours: string;
+  peer: string;
+  rounds: number;
+  quickRounds: number;
+  warmupRounds: number;
+}
+
+export interface SizeItem {
+  label: string;
+  /** Bytes, or undefined when it was not measured in this run (the note says why). */
+  bytes: (ctx: RunContext) => Promise<SizeReading> | SizeReading;
+}
+
+export interface SizeReading {
+  bytes?: number;
+  note?: string;
+}
+
+export interface SizeBenchmark {
+  kind: 'size';
+  name: string;
+  title: string;
+  what: string;
+  items: readonly SizeItem[];
+  ours: string;
+  peer: string;
+}
+
+export type Benchmark = TimedBenchmark | SizeBenchmark;
+
+export interface MachineFacts {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  kernel: string;
+  os: string;
+  node: string;
+  date: string;
+}
+
+export interface VariantResult {
+  label: string;
+  command: string;
+  env?: string;
+  note?: string;
+  /** First line the command printed in the check run before measuring. */
+  output?: string;
+  wallMs: Summary;
+  cpuMs: Summary;
+  maxRssKiB: Summary;
+}
+
+interface ResultBase {
+  name: string;
+  title: string;
+  what: string;
+  ours: string;
+  peer: string;
+  machine: MachineFacts;
+  quick: boolean;
+}
+
+export interface TimedResult extends ResultBase {
+  kind: 'timed';
+  /** Environment changes for every variant (a variant's own `env` adds to them). */
+  env?: string;
+  rounds: number;
+  warmupRounds: number;
+  /** 1-minute load average just before and just after the rounds. */
+  load: [number, number];
+  variants: VariantResult[];
+}
+
+export interface SizeResult extends ResultBase {
+  kind: 'size';
+  items: { label: string; bytes: number | null; note?: string }[];
+}
+
+export type BenchmarkResult = TimedResult | SizeResult;

@@ -1,0 +1,7 @@
+import type { Benchmark } from '../model.ts';
+import { binarySize } from './binary-size.ts';
+import { seaSettings } from './sea-settings.ts';
+import { startup } from './startup.ts';
+
+/** Every benchmark, in report order. */
+export const SUITES: readonly Benchmark[] = [startup, binarySize, seaSettings];
