@@ -1,10 +1,19 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { escapeXml, niceCeil, renderBarChart, type Bar } from '../scripts/bench/chart-svg.ts';
 import { measuredRun } from '../scripts/bench/measured-spawn.ts';
-import type { MachineFacts, SizeResult, TimedResult, VariantResult } from '../scripts/bench/model.ts';
-import { cell, renderReport } from '../scripts/bench/report-markdown.ts';
-import { describeEnv, displayCommand, interleavedOrder, resolveEnv } from '../scripts/bench/runner.ts';
+import type { MachineFacts, PrintedMetric, SizeResult, TimedBenchmark, TimedResult, VariantResult } from '../scripts/bench/model.ts';
+import { PINNED_NODE, ROOT } from '../scripts/bench/paths.ts';
+import { cpuMsFromStat, processCpuMs } from '../scripts/bench/process-cpu.ts';
+import { cell, formatMetric, renderReport } from '../scripts/bench/report-markdown.ts';
+import { resultChartSvg } from '../scripts/bench/result-chart.ts';
+import { describeEnv, displayCommand, interleavedOrder, parsePrintedMetrics, resolveEnv, runTimed } from '../scripts/bench/runner.ts';
 import { median, quantile, ratio, summarize } from '../scripts/bench/stats.ts';
 
 const samples = fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 200 });
@@ -319,5 +328,239 @@ describe('markdown report', () => {
 
   it('escapes table cells', () => {
     expect(cell('a|b\nc')).toBe('a\\|b c');
+  });
+});
+
+describe('metrics printed by the command', () => {
+  const rate: PrintedMetric = { key: 'rate', label: 'calls/s', better: 'higher' };
+  const cpu: PrintedMetric = { key: 'cpu', label: 'CPU µs/call', better: 'lower' };
+
+  it('reads every metric from the last JSON line, whatever came before it', () => {
+    expect(parsePrintedMetrics('warming up\n{"rate": 1500.5, "cpu": 20, "extra": "x"}\n\n', [rate, cpu], 'load')).toEqual({ rate: 1500.5, cpu: 20 });
+  });
+
+  it('names the command and the missing key when the output does not fit', () => {
+    expect(() => parsePrintedMetrics('done\n', [rate], 'load --x')).toThrow(/`load --x` should print a JSON object as its last line, printed "done"/);
+    expect(() => parsePrintedMetrics('[1,2]', [rate], 'load')).toThrow(/not a JSON object/);
+    expect(() => parsePrintedMetrics('{"cpu": 3}', [rate, cpu], 'load')).toThrow(/no number for "rate" \(calls\/s\)/);
+    expect(() => parsePrintedMetrics('{"rate": "fast"}', [rate], 'load')).toThrow(/no number for "rate"/);
+    expect(() => parsePrintedMetrics('', [rate], 'load')).toThrow(/should print a JSON object/);
+  });
+
+  it('measuredRun sends stdout to a file when asked', () => {
+    const file = path.join(os.tmpdir(), `bench-runner-test-stdout-${process.pid}`);
+    fs.writeFileSync(file, 'old contents that must be truncated away\n');
+    try {
+      measuredRun(['/bin/sh', '-c', 'echo one; echo \'{"rate": 7}\''], { PATH: '/usr/bin:/bin' }, { stdoutFile: file });
+      expect(fs.readFileSync(file, 'utf8')).toBe('one\n{"rate": 7}\n');
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
+
+  const machine: MachineFacts = { cpu: 'c', cores: 2, memoryGiB: 1, kernel: 'k', os: 'o', node: 'v26', date: '2026-11-22T07:00:00Z' };
+  const quiet = { quick: false, machine, log: () => {} };
+  /** A command printing a fixed rate; the fourth run of each variant is its third measured round. */
+  const printer = (label: string, json: string, peer?: string) => ({
+    label,
+    argv: ['/bin/sh', '-c', `echo starting; echo '${json}'`],
+    ...(peer ? { peer } : {}),
+  });
+  const bench = (variants: TimedBenchmark['variants'], extra: Partial<TimedBenchmark> = {}): TimedBenchmark => ({
+    kind: 'timed',
+    name: 'metric-test',
+    title: 'Metric test',
+    what: 'Rates printed by real commands.',
+    variants,
+    metrics: [rate, cpu],
+    ours: 'ours, 1',
+    peer: 'peer, 1',
+    rounds: 3,
+    quickRounds: 1,
+    warmupRounds: 1,
+    ...extra,
+  });
+
+  it('runTimed summarises what each measured run printed, keeps per-variant peers and the metric list', async () => {
+    const result = await runTimed(
+      bench([
+        printer('ours, 1', '{"rate": 300, "cpu": 10}'),
+        printer('peer, 1', '{"rate": 200, "cpu": 15}'),
+        printer('ours, 16', '{"rate": 900, "cpu": 8}', 'peer, 16'),
+        printer('peer, 16', '{"rate": 600, "cpu": 9}', 'peer, 16'),
+      ]),
+      quiet,
+    );
+    expect(result.metrics).toEqual([rate, cpu]);
+    const byLabel = new Map(result.variants.map((v) => [v.label, v]));
+    expect(byLabel.get('ours, 1')!.metrics).toEqual({ rate: { n: 3, min: 300, median: 300, p90: 300, max: 300 }, cpu: { n: 3, min: 10, median: 10, p90: 10, max: 10 } });
+    expect(byLabel.get('peer, 16')!.metrics!.rate!.median).toBe(600);
+    expect(byLabel.get('ours, 16')!.peer).toBe('peer, 16');
+    expect(byLabel.get('ours, 1')!.peer).toBeUndefined();
+    // the check run's first line is not one of the measured readings, so it is not shown
+    expect(byLabel.get('ours, 1')!.output).toBeUndefined();
+    expect(byLabel.get('ours, 1')!.wallMs.n).toBe(3);
+  });
+
+  it('runTimed fails before measuring when a command prints no metric, and still tears down', async () => {
+    const events: string[] = [];
+    const run = runTimed(
+      bench([
+        { ...printer('ours, 1', '{"rate": 1, "cpu": 1}'), setup: () => void events.push('setup'), teardown: () => void events.push('teardown') },
+        printer('peer, 1', '{"cpu": 1}'),
+      ]),
+      quiet,
+    );
+    await expect(run).rejects.toThrow(/no number for "rate"/);
+    expect(events).toEqual(['setup', 'teardown']);
+  });
+
+  it('runTimed refuses a variant peer that names no variant', async () => {
+    await expect(runTimed(bench([printer('ours, 1', '{}', 'nobody'), printer('peer, 1', '{}')]), quiet)).rejects.toThrow(/peer "nobody" of variant "ours, 1"/);
+  });
+
+  const summary = (median: number) => ({ n: 5, min: median * 0.9, median, p90: median * 1.05, max: median * 1.1 });
+  const variant = (label: string, calls: number, extra: Partial<VariantResult> = {}): VariantResult => ({
+    label,
+    command: `load ${label}`,
+    wallMs: summary(2300),
+    cpuMs: summary(2000),
+    maxRssKiB: summary(60_000),
+    metrics: { rate: summary(calls), cpu: summary(1e6 / calls) },
+    ...extra,
+  });
+  const result: TimedResult = {
+    kind: 'timed',
+    name: 'ttrpc',
+    title: 'ttrpc State',
+    what: 'Rates.',
+    ours: 'ours, 16',
+    peer: 'Go, 16',
+    machine,
+    quick: false,
+    rounds: 5,
+    warmupRounds: 0,
+    load: [1, 1],
+    metrics: [rate, cpu],
+    variants: [
+      variant('ours, 1', 20_000, { peer: 'Go, 1' }),
+      variant('Go, 1', 16_000, { peer: 'Go, 1' }),
+      variant('ours, 16', 45_000, { peer: 'Go, 16' }),
+      variant('Go, 16', 30_000, { peer: 'Go, 16' }),
+    ],
+  };
+
+  it('the report tabulates the metrics, compares each row with its own peer and states every pair', () => {
+    const md = renderReport([result], (n) => `bench/${n}.svg`);
+    expect(md).toContain('| variant | calls/s median | min | max | CPU µs/call median | vs peer |');
+    expect(md).toContain('| ours, 1 | 20,000 | 18,000 | 22,000 | 50 | 1.25× |');
+    expect(md).toContain('| Go, 1 | 16,000 | 14,400 | 17,600 | 62.5 | 1.00× |');
+    expect(md).toContain('| **ours, 16** (ours) | 45,000 | 40,500 | 49,500 | 22.2 | 1.50× |');
+    expect(md).toContain('**ours, 16 ÷ Go, 16: calls/s 1.50×** (medians 45,000 vs 30,000; higher is better).');
+    expect(md).toContain('**ours, 1 ÷ Go, 1: calls/s 1.25×** (medians 20,000 vs 16,000; higher is better).');
+    expect(md.indexOf('ours, 16 ÷ Go, 16')).toBeLessThan(md.indexOf('ours, 1 ÷ Go, 1'));
+    expect(md).not.toContain('wall median ms');
+    expect(md).toContain('![ttrpc State: median calls/s per variant](bench/ttrpc.svg)');
+  });
+
+  it('a wall-time table also honours per-variant peers', () => {
+    const timed: TimedResult = { ...result, variants: [variant('ours, 16', 1), { ...variant('Go, 16', 1), wallMs: summary(1150) }] };
+    delete timed.metrics;
+    const md = renderReport([timed], (n) => n);
+    expect(md).toContain('| **ours, 16** (ours) | 2300.0 | 2070.0 | 2415.0 | 2000.0 | 58.6 | 2.00× |');
+  });
+
+  it('the chart draws the headline metric, pairs coloured as ours and peer', () => {
+    const svg = resultChartSvg(result);
+    expect(svg).toContain('ttrpc State: calls/s');
+    expect(svg).toContain('45,000');
+    expect(svg).toContain('higher is better');
+    expect(svg.match(/#d9480f/g)!.length).toBeGreaterThanOrEqual(2); // ours, 16 and ours, 1
+    expect(() => resultChartSvg({ ...result, variants: [{ ...variant('ours, 16', 1), metrics: {} }] })).toThrow(/has no "rate" readings/);
+  });
+
+  it('formatMetric groups large numbers and keeps three significant digits of small ones', () => {
+    expect(formatMetric(45_123.4)).toBe('45,123');
+    expect(formatMetric(22.222)).toBe('22.2');
+    expect(formatMetric(0.012345)).toBe('0.0123');
+    expect(formatMetric(100)).toBe('100');
+  });
+});
+
+describe('process CPU time from /proc', () => {
+  it('reads utime + stime in ms, even when the command name holds spaces and parentheses', () => {
+    const fields = ['S', '1', '2', '3', '0', '-1', '4194560', '100', '0', '0', '0', '250', '37', '0', '0'];
+    expect(cpuMsFromStat(`4242 (node) x) ${fields.join(' ')}\n`)).toBe(2870);
+  });
+
+  it('reads a live process and names the pid when it is gone or the line is not a stat line', () => {
+    expect(processCpuMs(process.pid)).toBeGreaterThanOrEqual(0);
+    expect(() => processCpuMs(2 ** 22 + 1)).toThrow(/\/proc\/4194305\/stat/);
+    expect(() => cpuMsFromStat('garbage')).toThrow(/not a \/proc\/PID\/stat line/);
+    expect(() => cpuMsFromStat('1 (x) S 1')).toThrow(/no utime\/stime/);
+  });
+});
+
+describe('ttrpc benchmark commands (our server and load generator as real processes)', () => {
+  const run = promisify(execFile);
+  const node = (script: string, args: string[]) => run(PINNED_NODE, ['--no-warnings=ExperimentalWarning', path.join(ROOT, script), ...args]);
+
+  it('the load generator reaches the state server and prints its rate, server pid and CPU per call', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ttrpc-'));
+    const socket = path.join(dir, 's.sock');
+    const server = spawn(PINNED_NODE, ['--no-warnings=ExperimentalWarning', path.join(ROOT, 'scripts/bench/ttrpc-state-server.ts'), '--socket', socket, '--id', 'c1'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let socketLeft: boolean | undefined;
+    try {
+      const listening = await new Promise<string>((resolve, reject) => {
+        server.stdout.once('data', (d: Buffer) => resolve(d.toString()));
+        server.once('exit', (code) => reject(new Error(`state server exited with ${code}`)));
+      });
+      expect(listening.trim()).toBe(`listening ${socket}`);
+      expect(fs.statSync(socket).mode & 0o777).toBe(0o600);
+
+      const target = path.join(dir, 'target.json');
+      fs.writeFileSync(target, JSON.stringify({ address: `unix://${socket}`, id: 'c1' }));
+      const { stdout } = await node('scripts/bench/ttrpc-load.ts', ['--target', target, '--clients', '3', '--seconds', '0.2', '--warmup-seconds', '0.05']);
+      const report = JSON.parse(stdout.trim()) as Record<string, number>;
+      expect(report.clients).toBe(3);
+      expect(report.shimPid).toBe(server.pid);
+      expect(report.calls).toBeGreaterThan(0);
+      expect(report.callsPerSecond).toBeGreaterThan(0);
+      expect(report.serverCpuUsPerCall).toBeGreaterThanOrEqual(0);
+      expect(report.clientCpuUsPerCall).toBeGreaterThan(0);
+
+      // an id the server does not have: the load run fails with the server's NotFound, exit 1
+      fs.writeFileSync(target, JSON.stringify({ address: `unix://${socket}`, id: 'other' }));
+      await expect(node('scripts/bench/ttrpc-load.ts', ['--target', target, '--clients', '1', '--seconds', '0.1'])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('container other not created: not found'),
+      });
+    } finally {
+      server.kill('SIGTERM');
+      for (let i = 0; i < 100 && server.exitCode === null; i++) await sleep(20);
+      socketLeft = fs.existsSync(socket);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // SIGTERM is a graceful shutdown: exit 0, socket removed as Go's server does
+    expect(server.exitCode).toBe(0);
+    expect(socketLeft).toBe(false);
+  });
+
+  it('the load generator rejects bad arguments and an unreadable target with a message', async () => {
+    await expect(node('scripts/bench/ttrpc-load.ts', ['--clients', '1'])).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('--target is required') });
+    await expect(node('scripts/bench/ttrpc-load.ts', ['--target', '/nonexistent.json', '--clients', '1'])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('cannot read target /nonexistent.json'),
+    });
+    const file = path.join(os.tmpdir(), `bench-ttrpc-target-${process.pid}.json`);
+    fs.writeFileSync(file, '{"address": "unix:///x"}');
+    try {
+      await expect(node('scripts/bench/ttrpc-load.ts', ['--target', file, '--clients', '0'])).rejects.toMatchObject({ stderr: expect.stringContaining('--clients must be a positive integer') });
+      await expect(node('scripts/bench/ttrpc-load.ts', ['--target', file, '--clients', '1'])).rejects.toMatchObject({ stderr: expect.stringContaining('must hold {"address": string, "id": string}') });
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   });
 });

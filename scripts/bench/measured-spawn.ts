@@ -30,6 +30,8 @@ export const GNU_TIME = '/usr/bin/time';
 const EINTR = 4;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
+const O_CREAT = 0o100;
+const O_TRUNC = 0o1000;
 
 type Ffi = typeof import('node:ffi');
 
@@ -94,11 +96,16 @@ export function describeStatus(status: number): string {
 
 let rssFile: string | undefined;
 
+export interface MeasuredRunOptions {
+  /** Write the command's stdout to this file (created or truncated) instead of /dev/null. */
+  stdoutFile?: string;
+}
+
 /**
- * Runs argv once with stdio on /dev/null and the given environment. Throws (with the command and
- * how it ended) unless it exits 0.
+ * Runs argv once with stdio on /dev/null (stdout optionally to a file) and the given environment.
+ * Throws (with the command and how it ended) unless it exits 0.
  */
-export function measuredRun(argv: readonly string[], env: Readonly<Record<string, string>>): RunMeasurement {
+export function measuredRun(argv: readonly string[], env: Readonly<Record<string, string>>, opts: MeasuredRunOptions = {}): RunMeasurement {
   const { ffi, libc: c } = libc();
   // GNU time creates this file on each run; it is removed after reading, so nothing is left
   // behind even when the process is killed between runs.
@@ -113,7 +120,8 @@ export function measuredRun(argv: readonly string[], env: Readonly<Record<string
   c.posix_spawn_file_actions_init(actions);
   try {
     c.posix_spawn_file_actions_addopen(actions, 0, '/dev/null', O_RDONLY, 0);
-    c.posix_spawn_file_actions_addopen(actions, 1, '/dev/null', O_WRONLY, 0);
+    if (opts.stdoutFile === undefined) c.posix_spawn_file_actions_addopen(actions, 1, '/dev/null', O_WRONLY, 0);
+    else c.posix_spawn_file_actions_addopen(actions, 1, opts.stdoutFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600);
     c.posix_spawn_file_actions_addopen(actions, 2, '/dev/null', O_WRONLY, 0);
     const started = process.hrtime.bigint();
     const rc = c.posix_spawnp(pid, GNU_TIME, actions, 0n, args.pointers, envp.pointers);

@@ -23,6 +23,20 @@ export interface Variant {
   /** Runs once after the last round, also when a round failed. */
   teardown?: () => Promise<void> | void;
   note?: string;
+  /** Label of the variant this row is compared with; default the benchmark's peer. */
+  peer?: string;
+}
+
+/**
+ * A number the command measures itself and prints, for what the runner cannot see from outside
+ * (a rate, a server's CPU time). The command's last line on stdout is a JSON object holding it.
+ */
+export interface PrintedMetric {
+  /** Key in that JSON object. */
+  key: string;
+  /** Column heading, unit included: `State calls/s`. */
+  label: string;
+  better: 'higher' | 'lower';
 }
 
 export interface TimedBenchmark {
@@ -33,6 +47,11 @@ export interface TimedBenchmark {
   what: string;
   env?: EnvOverrides;
   variants: readonly Variant[];
+  /**
+   * Numbers each run prints. When present the first is the headline: the table, chart and
+   * ratios report these instead of wall time (still kept in the result, with CPU and RSS).
+   */
+  metrics?: readonly PrintedMetric[];
   /** Labels of our variant and of the one we compare against. */
   ours: string;
   peer: string;
@@ -81,9 +100,13 @@ export interface VariantResult {
   note?: string;
   /** First line the command printed in the check run before measuring. */
   output?: string;
+  /** The variant's own comparison row, when it is not the benchmark's peer. */
+  peer?: string;
   wallMs: Summary;
   cpuMs: Summary;
   maxRssKiB: Summary;
+  /** Per PrintedMetric key, the numbers the measured runs printed. */
+  metrics?: Record<string, Summary>;
 }
 
 interface ResultBase {
@@ -104,6 +127,7 @@ export interface TimedResult extends ResultBase {
   warmupRounds: number;
   /** 1-minute load average just before and just after the rounds. */
   load: [number, number];
+  metrics?: PrintedMetric[];
   variants: VariantResult[];
 }
 

@@ -1,5 +1,5 @@
 /** docs/benchmarks.md from benchmark results. Pure; no I/O. */
-import type { BenchmarkResult, MachineFacts, SizeResult, TimedResult } from './model.ts';
+import type { BenchmarkResult, MachineFacts, PrintedMetric, SizeResult, TimedResult, VariantResult } from './model.ts';
 import { ratio } from './stats.ts';
 
 export function formatMs(ms: number): string {
@@ -8,6 +8,12 @@ export function formatMs(ms: number): string {
 
 export function formatSize(bytes: number): string {
   return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** A printed metric: whole numbers with thousands separators from 100 up, else 3 significant digits. */
+export function formatMetric(value: number): string {
+  if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
+  return Number(value.toPrecision(3)).toString();
 }
 
 export function formatRatio(r: number | undefined): string {
@@ -32,10 +38,63 @@ function sameMachine(a: MachineFacts, b: MachineFacts): boolean {
   return machineLine(a) === machineLine(b);
 }
 
+/** The row each variant is compared with: its own peer, else the benchmark's. */
+function peerOf(v: VariantResult, r: TimedResult): VariantResult {
+  const label = v.peer ?? r.peer;
+  const peer = r.variants.find((p) => p.label === label);
+  if (!peer) throw new Error(`report: ${r.name} has no variant labelled "${label}"`);
+  return peer;
+}
+
+/** Our variant against the peer first, then every other variant that names its own peer. */
+function comparisons(r: TimedResult, ours: VariantResult): [VariantResult, VariantResult][] {
+  const pairs: [VariantResult, VariantResult][] = [[ours, peerOf(ours, r)]];
+  for (const v of r.variants) if (v !== ours && v.peer !== undefined && v.peer !== v.label) pairs.push([v, peerOf(v, r)]);
+  return pairs;
+}
+
+function metricValue(v: VariantResult, m: PrintedMetric, r: TimedResult): number {
+  const summary = v.metrics?.[m.key];
+  if (!summary) throw new Error(`report: ${r.name} variant "${v.label}" has no "${m.key}" readings`);
+  return summary.median;
+}
+
+function timedTable(r: TimedResult): string[] {
+  const lines = [
+    '| variant | wall median ms | wall min ms | wall p90 ms | CPU median ms | max RSS median MiB | wall vs peer |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const v of r.variants) {
+    lines.push(
+      `| ${rowName(v, r)} | ${formatMs(v.wallMs.median)} | ${formatMs(v.wallMs.min)} | ${formatMs(v.wallMs.p90)} | ${formatMs(v.cpuMs.median)} | ${(v.maxRssKiB.median / 1024).toFixed(1)} | ${formatRatio(ratio(v.wallMs.median, peerOf(v, r).wallMs.median))} |`,
+    );
+  }
+  return lines;
+}
+
+function metricTable(r: TimedResult, metrics: readonly PrintedMetric[]): string[] {
+  const [head, ...rest] = metrics as [PrintedMetric, ...PrintedMetric[]];
+  const lines = [
+    `| variant | ${cell(head.label)} median | min | max | ${rest.map((m) => `${cell(m.label)} median | `).join('')}vs peer |`,
+    `|---|--:|--:|--:|${rest.map(() => '--:|').join('')}--:|`,
+  ];
+  for (const v of r.variants) {
+    const s = v.metrics?.[head.key];
+    if (!s) throw new Error(`report: ${r.name} variant "${v.label}" has no "${head.key}" readings`);
+    const others = rest.map((m) => `${formatMetric(metricValue(v, m, r))} | `).join('');
+    lines.push(`| ${rowName(v, r)} | ${formatMetric(s.median)} | ${formatMetric(s.min)} | ${formatMetric(s.max)} | ${others}${formatRatio(ratio(s.median, metricValue(peerOf(v, r), head, r)))} |`);
+  }
+  return lines;
+}
+
+function rowName(v: VariantResult, r: TimedResult): string {
+  const role = v.label === r.ours ? ' (ours)' : v.label === r.peer ? ' (peer)' : '';
+  return role ? `**${cell(v.label)}**${role}` : cell(v.label);
+}
+
 function timedSection(r: TimedResult, chart: string, top: MachineFacts): string[] {
-  const peer = r.variants.find((v) => v.label === r.peer);
   const ours = r.variants.find((v) => v.label === r.ours);
-  if (!peer || !ours) throw new Error(`report: ${r.name} has no variant labelled "${!ours ? r.ours : r.peer}"`);
+  if (!ours || !r.variants.some((v) => v.label === r.peer)) throw new Error(`report: ${r.name} has no variant labelled "${!ours ? r.ours : r.peer}"`);
   const lines: string[] = [`## ${r.title} (\`${r.name}\`)`, '', r.what, ''];
   const meta = [
     `Measured ${r.machine.date}`,
@@ -46,29 +105,23 @@ function timedSection(r: TimedResult, chart: string, top: MachineFacts): string[
   if (r.quick) meta.push('**quick run: indicative only**');
   lines.push(meta.join(' · '), '');
   if (!sameMachine(r.machine, top)) lines.push(`Machine: ${machineLine(r.machine)}`, '');
-  lines.push(
-    '| variant | wall median ms | wall min ms | wall p90 ms | CPU median ms | max RSS median MiB | wall vs peer |',
-    '|---|--:|--:|--:|--:|--:|--:|',
-  );
-  for (const v of r.variants) {
-    const role = v.label === r.ours ? ' (ours)' : v.label === r.peer ? ' (peer)' : '';
-    const name = v.label === r.ours || v.label === r.peer ? `**${cell(v.label)}**${role}` : cell(v.label);
-    lines.push(
-      `| ${name} | ${formatMs(v.wallMs.median)} | ${formatMs(v.wallMs.min)} | ${formatMs(v.wallMs.p90)} | ${formatMs(v.cpuMs.median)} | ${(v.maxRssKiB.median / 1024).toFixed(1)} | ${formatRatio(ratio(v.wallMs.median, peer.wallMs.median))} |`,
-    );
+  const head = r.metrics?.[0];
+  lines.push(...(head ? metricTable(r, r.metrics!) : timedTable(r)), '');
+  for (const [a, b] of comparisons(r, ours)) {
+    if (head) {
+      const [x, y] = [metricValue(a, head, r), metricValue(b, head, r)];
+      lines.push(`**${a.label} ÷ ${b.label}: ${head.label} ${formatRatio(ratio(x, y))}** (medians ${formatMetric(x)} vs ${formatMetric(y)}; ${head.better} is better).`, '');
+    } else {
+      lines.push(
+        `**${a.label} ÷ ${b.label}: wall ${formatRatio(ratio(a.wallMs.median, b.wallMs.median))}, ` +
+          `CPU ${formatRatio(ratio(a.cpuMs.median, b.cpuMs.median))}, ` +
+          `max RSS ${formatRatio(ratio(a.maxRssKiB.median, b.maxRssKiB.median))}** (medians; ` +
+          `wall ${formatMs(a.wallMs.median)} ms vs ${formatMs(b.wallMs.median)} ms).`,
+        '',
+      );
+    }
   }
-  lines.push(
-    '',
-    `**${ours.label} ÷ ${peer.label}: wall ${formatRatio(ratio(ours.wallMs.median, peer.wallMs.median))}, ` +
-      `CPU ${formatRatio(ratio(ours.cpuMs.median, peer.cpuMs.median))}, ` +
-      `max RSS ${formatRatio(ratio(ours.maxRssKiB.median, peer.maxRssKiB.median))}** (medians; ` +
-      `wall ${formatMs(ours.wallMs.median)} ms vs ${formatMs(peer.wallMs.median)} ms).`,
-    '',
-    `![${cell(r.title)}: median wall time per variant](${chart})`,
-    '',
-    'Commands:',
-    '',
-  );
+  lines.push(`![${cell(r.title)}: median ${head ? cell(head.label) : 'wall time'} per variant](${chart})`, '', 'Commands:', '');
   for (const v of r.variants) {
     const parts = [`- ${cell(v.label)}: ${code(v.command)}`];
     if (v.env) parts.push(`(${v.env})`);
@@ -118,7 +171,8 @@ export function renderReport(results: readonly BenchmarkResult[], chartPath: (na
       'Runs of one benchmark are interleaved (round r runs the variants rotated by r) so that background load ' +
       'falls on every variant alike. Each run is spawned directly (no shell) through GNU time, which adds ' +
       'about 2 ms of spawn and fork/exec to every row (the `/bin/true` row); CPU is user + system time of the command, max RSS is its peak ' +
-      'resident set, file-backed pages of the binary included. Differences under ~5 ms of start-up time are noise on a shared machine.',
+      'resident set, file-backed pages of the binary included. Differences under ~5 ms of start-up time are noise on a shared machine. ' +
+      'Throughput suites (`ttrpc`) tabulate instead what each run measured and printed itself, as their sections say.',
     '',
     '| machine | |',
     '|---|---|',

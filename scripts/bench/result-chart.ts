@@ -1,13 +1,33 @@
 /** Which numbers of a result go into its chart. Pure; no I/O. */
 import { renderBarChart, type BarRole } from './chart-svg.ts';
 import type { BenchmarkResult } from './model.ts';
-import { formatMs } from './report-markdown.ts';
+import { formatMetric, formatMs } from './report-markdown.ts';
 
+/** Our variant and the peer, and in a timed result every pair a variant names with its own peer. */
 function role(label: string, r: BenchmarkResult): BarRole {
-  return label === r.ours ? 'ours' : label === r.peer ? 'peer' : 'other';
+  if (label === r.ours) return 'ours';
+  if (label === r.peer) return 'peer';
+  if (r.kind !== 'timed') return 'other';
+  const pairs = r.variants.filter((v) => v.peer !== undefined && v.peer !== v.label);
+  if (pairs.some((v) => v.label === label)) return 'ours';
+  return pairs.some((v) => v.peer === label) ? 'peer' : 'other';
 }
 
 export function resultChartSvg(r: BenchmarkResult): string {
+  const head = r.kind === 'timed' ? r.metrics?.[0] : undefined;
+  if (r.kind === 'timed' && head) {
+    return renderBarChart({
+      title: `${r.title}: ${head.label}`,
+      axis: `${head.label}, ${head.better} is better (bar: median, whisker: min–max; ${r.rounds} interleaved rounds)`,
+      bars: r.variants.map((v) => {
+        const s = v.metrics?.[head.key];
+        if (!s) throw new Error(`chart: ${r.name} variant "${v.label}" has no "${head.key}" readings`);
+        return { label: v.label, value: s.median, low: s.min, high: s.max, role: role(v.label, r) };
+      }),
+      format: formatMetric,
+      tick: formatMetric,
+    });
+  }
   if (r.kind === 'timed') {
     return renderBarChart({
       title: `${r.title}: wall time`,

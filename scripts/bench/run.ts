@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchmarkResult } from './model.ts';
 import { PINNED_NODE, ROOT } from './paths.ts';
-import { formatRatio, renderReport } from './report-markdown.ts';
+import { formatMetric, formatRatio, renderReport } from './report-markdown.ts';
 import { resultChartSvg } from './result-chart.ts';
 import { machineFacts, runSize, runTimed } from './runner.ts';
 import { ratio } from './stats.ts';
@@ -60,6 +60,16 @@ function parse() {
 }
 
 function resultSummary(r: BenchmarkResult): string {
+  const head = r.kind === 'timed' ? r.metrics?.[0] : undefined;
+  if (r.kind === 'timed' && head) {
+    const median = (label: string) => r.variants.find((v) => v.label === label)?.metrics?.[head.key]?.median ?? Number.NaN;
+    const rows = r.variants.map((v) => {
+      const cols = (r.metrics ?? []).map((m) => `${m.label} ${formatMetric(v.metrics?.[m.key]?.median ?? Number.NaN)}`);
+      const vs = formatRatio(ratio(median(v.label), median(v.peer ?? r.peer)));
+      return `  ${v.label.padEnd(34)} ${cols.join('  ')}  vs ${v.peer ?? r.peer}: ${vs}`;
+    });
+    return rows.join('\n');
+  }
   if (r.kind === 'timed') {
     const ours = r.variants.find((v) => v.label === r.ours)!;
     const peer = r.variants.find((v) => v.label === r.peer)!;
@@ -126,7 +136,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+main().then(
+  // Once the report is written nothing is left to do; a timer some teardown left pending (the
+  // private containerd's 10 s stop grace period) must not hold the process open.
+  () => process.exit(),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

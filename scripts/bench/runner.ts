@@ -3,12 +3,14 @@
  * order, teardown; returns a JSON-ready result.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { measuredRun, type RunMeasurement } from './measured-spawn.ts';
 import type {
   EnvOverrides,
   MachineFacts,
+  PrintedMetric,
   RunContext,
   SizeBenchmark,
   SizeResult,
@@ -16,7 +18,7 @@ import type {
   TimedResult,
   VariantResult,
 } from './model.ts';
-import { summarize } from './stats.ts';
+import { summarize, type Summary } from './stats.ts';
 
 /**
  * The order of variants in each round: round r is the list rotated left by r (A B C, B C A,
@@ -87,7 +89,35 @@ export interface RunOptions extends RunContext {
   log: (line: string) => void;
 }
 
+/**
+ * The metrics a command printed: its last non-empty stdout line must be a JSON object with a
+ * finite number under every metric's key.
+ */
+export function parsePrintedMetrics(stdout: string, metrics: readonly PrintedMetric[], command: string): Record<string, number> {
+  const last = stdout.trimEnd().split('\n').at(-1)?.trim() ?? '';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(last);
+  } catch {
+    throw new Error(`bench: \`${command}\` should print a JSON object as its last line, printed ${JSON.stringify(last.slice(0, 120))}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error(`bench: \`${command}\` printed ${JSON.stringify(last.slice(0, 120))}, not a JSON object`);
+  }
+  const values: Record<string, number> = {};
+  for (const m of metrics) {
+    const v = (parsed as Record<string, unknown>)[m.key];
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new Error(`bench: \`${command}\` printed no number for "${m.key}" (${m.label}): ${JSON.stringify(last.slice(0, 120))}`);
+    }
+    values[m.key] = v;
+  }
+  return values;
+}
+
 interface CheckedOutput {
+  /** All of stdout. */
+  stdout: string;
   /** First line on stdout. */
   output?: string;
   /** Anything on stderr: a healthy start-up prints nothing there (e.g. "Code cache data rejected"). */
@@ -105,7 +135,7 @@ function checkRun(argv: readonly string[], env: Record<string, string>): Checked
   }
   const first = r.stdout.split('\n', 1)[0]?.trim();
   const stderr = r.stderr.trim().replace(/\s+/g, ' ');
-  return { ...(first ? { output: first.slice(0, 80) } : {}), ...(stderr ? { stderr: stderr.slice(0, 200) } : {}) };
+  return { stdout: r.stdout, ...(first ? { output: first.slice(0, 80) } : {}), ...(stderr ? { stderr: stderr.slice(0, 200) } : {}) };
 }
 
 export async function runTimed(bench: TimedBenchmark, opts: RunOptions): Promise<TimedResult> {
@@ -114,6 +144,11 @@ export async function runTimed(bench: TimedBenchmark, opts: RunOptions): Promise
     if (!labels.includes(role)) throw new Error(`bench ${bench.name}: ours/peer label "${role}" is not one of its variants (${labels.join(', ')})`);
   }
   if (new Set(labels).size !== labels.length) throw new Error(`bench ${bench.name}: variant labels must be unique`);
+  for (const v of bench.variants) {
+    if (v.peer !== undefined && !labels.includes(v.peer)) throw new Error(`bench ${bench.name}: peer "${v.peer}" of variant "${v.label}" is not one of its variants`);
+  }
+  const metrics = bench.metrics ?? [];
+  if (new Set(metrics.map((m) => m.key)).size !== metrics.length) throw new Error(`bench ${bench.name}: metric keys must be unique`);
   const rounds = opts.rounds ?? (opts.quick ? bench.quickRounds : bench.rounds);
   const warmupRounds = opts.quick ? Math.min(1, bench.warmupRounds) : bench.warmupRounds;
 
@@ -130,14 +165,29 @@ export async function runTimed(bench: TimedBenchmark, opts: RunOptions): Promise
     }
     const envs = bench.variants.map((v) => resolveEnv(process.env, bench.env, v.env));
     const checks = bench.variants.map((v, i) => checkRun(v.argv, envs[i]!));
+    // A command that does not print its metrics fails here, before any time is spent measuring.
+    if (metrics.length) bench.variants.forEach((v, i) => parsePrintedMetrics(checks[i]!.stdout, metrics, displayCommand(v.argv)));
 
     const samples = bench.variants.map(() => [] as RunMeasurement[]);
+    const printed = bench.variants.map(() => [] as Record<string, number>[]);
+    const stdoutFile = metrics.length ? path.join(os.tmpdir(), `outrigger-bench-stdout-${process.pid}-${process.hrtime.bigint()}`) : undefined;
     const load0 = os.loadavg()[0]!;
     const order = interleavedOrder(bench.variants.length, warmupRounds + rounds);
     order.forEach((round, r) => {
       for (const i of round) {
-        const m = measuredRun(bench.variants[i]!.argv, envs[i]!);
-        if (r >= warmupRounds) samples[i]!.push(m);
+        const argv = bench.variants[i]!.argv;
+        let m: RunMeasurement;
+        let values: Record<string, number> | undefined;
+        try {
+          m = measuredRun(argv, envs[i]!, stdoutFile ? { stdoutFile } : {});
+          if (stdoutFile) values = parsePrintedMetrics(fs.readFileSync(stdoutFile, 'utf8'), metrics, displayCommand(argv));
+        } finally {
+          if (stdoutFile) fs.rmSync(stdoutFile, { force: true });
+        }
+        if (r >= warmupRounds) {
+          samples[i]!.push(m);
+          if (values) printed[i]!.push(values);
+        }
       }
       const done = r + 1 - warmupRounds;
       if (done > 0 && (done % 25 === 0 || done === rounds)) opts.log(`${bench.name}: round ${done}/${rounds}`);
@@ -150,15 +200,20 @@ export async function runTimed(bench: TimedBenchmark, opts: RunOptions): Promise
       const env = describeEnv(v.env);
       const stderr = checks[i]!.stderr;
       const note = [v.note, notes.get(v.label), stderr && `stderr: ${stderr}`].filter(Boolean).join('; ');
+      const summaries: Record<string, Summary> = {};
+      for (const metric of metrics) summaries[metric.key] = summarize(printed[i]!.map((p) => p[metric.key]!));
       return {
         label: v.label,
         command: v.display ?? displayCommand(v.argv),
         ...(env ? { env } : {}),
         ...(note ? { note } : {}),
-        ...(checks[i]!.output ? { output: checks[i]!.output } : {}),
+        // A metric command's first line is one unmeasured reading; the table has the measured ones.
+        ...(checks[i]!.output && !metrics.length ? { output: checks[i]!.output } : {}),
+        ...(v.peer !== undefined ? { peer: v.peer } : {}),
         wallMs: summarize(s.map((m) => m.wallMs)),
         cpuMs: summarize(s.map((m) => m.cpuMs)),
         maxRssKiB: summarize(s.map((m) => m.maxRssKiB)),
+        ...(metrics.length ? { metrics: summaries } : {}),
       };
     });
     return {
@@ -174,6 +229,7 @@ export async function runTimed(bench: TimedBenchmark, opts: RunOptions): Promise
       rounds,
       warmupRounds,
       load: [load0, load1],
+      ...(metrics.length ? { metrics: metrics.map((m) => ({ ...m })) } : {}),
       variants,
     };
   } finally {

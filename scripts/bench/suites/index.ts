@@ -2,6 +2,7 @@ import type { Benchmark } from '../model.ts';
 import { binarySize } from './binary-size.ts';
 import { seaSettings } from './sea-settings.ts';
 import { startup } from './startup.ts';
+import { ttrpcState } from './ttrpc.ts';
 
 /** Every benchmark, in report order. */
-export const SUITES: readonly Benchmark[] = [startup, binarySize, seaSettings];
+export const SUITES: readonly Benchmark[] = [startup, binarySize, seaSettings, ttrpcState];
