@@ -31,9 +31,22 @@ function runOutrigger(args: string[]): string {
   return execFileSync(outrigger, args, { encoding: 'utf8' });
 }
 
-async function demo(ctd: PrivateContainerd, workDir: string): Promise<void> {
+const TAR = 'application/vnd.oci.image.layer.v1.tar';
+
+/** The [stream_processors] entries the demo's containerd gets: outrigger-zstd for zstd and gzip layers. */
+function streamProcessors(processorLog: string) {
+  const zstd = (accepts: string) => ({ accepts: [accepts], returns: TAR, path: 'outrigger-zstd', args: ['--log-file', processorLog] });
+  return {
+    'io.containerd.outrigger.zstd.v1.tar.zstd': zstd(`${TAR}+zstd`),
+    'io.containerd.outrigger.zstd.v1.tar.gzip': zstd(`${TAR}+gzip`),
+  };
+}
+
+async function demo(ctd: PrivateContainerd, workDir: string, processorLog: string): Promise<void> {
   step(`private containerd at ${ctd.address} (namespace ${ctd.namespace}, config ${ctd.configFile})`);
   show('ctr>', (await ctd.ctr(['version'], { check: true })).stdout);
+  const config = fs.readFileSync(ctd.configFile, 'utf8');
+  show('config>', config.slice(config.indexOf('[stream_processors')).split('\n[plugins')[0]!);
 
   step('test images built here from busybox-static, one per layer media type, salted');
   const images = await buildTestImages({ outDir: path.join(workDir, 'images'), salt: uniqueId('demo') });
@@ -41,6 +54,8 @@ async function demo(ctd: PrivateContainerd, workDir: string): Promise<void> {
     await ctd.importImage(image.file);
     show('import>', `${image.name}  ${image.mediaType}  ${image.layerDigest.slice(0, 19)}…`);
   }
+  step(`what outrigger-zstd did while containerd unpacked (its --log-file ${processorLog})`);
+  show('log>', fs.readFileSync(processorLog, 'utf8'));
 
   step('a container from each image (runtime io.containerd.runc.v2 until the outrigger shim lands, issue #4)');
   for (const image of images) {
@@ -64,10 +79,11 @@ async function main(): Promise<void> {
   show('>', selftest.results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}`).join('\n'));
 
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-demo-'));
-  const ctd = await startPrivateContainerd({});
+  const processorLog = path.join(workDir, 'outrigger-zstd.log');
+  const ctd = await startPrivateContainerd({ streamProcessors: streamProcessors(processorLog) });
   let failed: unknown;
   try {
-    await demo(ctd, workDir);
+    await demo(ctd, workDir, processorLog);
   } catch (err) {
     failed = err;
   }

@@ -88,8 +88,10 @@ export const DEFAULT_MEDIA: readonly string[] = ['tar', 'gzip', 'zstd'];
 export interface BuildOptions {
   outDir: string;
   salt?: string;
-  /** Keys of LAYER_ENCODERS; default tar, gzip, zstd. */
+  /** Keys of LAYER_ENCODERS or of extraEncoders; default tar, gzip, zstd. */
   media?: readonly string[];
+  /** Encoders known to this call only, e.g. a test's deliberately corrupted layers. */
+  extraEncoders?: Readonly<Record<string, LayerEncoder>>;
   /** The static busybox binary to ship; default /bin/busybox from Debian's busybox-static. */
   busybox?: string;
   /** Image names are `<prefix>-<kind>:latest`; keep them fully qualified so CRI finds them. */
@@ -271,9 +273,10 @@ async function buildOne(encoder: LayerEncoder, opts: BuildOptions): Promise<Buil
 export async function buildTestImages(opts: BuildOptions): Promise<BuiltImage[]> {
   const media = opts.media ?? DEFAULT_MEDIA;
   const encoders = media.map((kind) => {
-    const encoder = LAYER_ENCODERS[kind];
+    const encoder = opts.extraEncoders?.[kind] ?? LAYER_ENCODERS[kind];
     if (!encoder) {
-      throw new Error(`unknown layer media kind "${kind}"; known: ${Object.keys(LAYER_ENCODERS).join(', ')}`);
+      const known = [...Object.keys(LAYER_ENCODERS), ...Object.keys(opts.extraEncoders ?? {})];
+      throw new Error(`unknown layer media kind "${kind}"; known: ${known.join(', ')}`);
     }
     return encoder;
   });

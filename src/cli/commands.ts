@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { definePlanned, plannedCommands } from './planned-commands.ts';
 import { defineSysSelftest } from '../sys/selftest-command.ts';
+import { defineZstd } from '../../processors/zstd/command.ts';
 import { defineTtrpcCall } from '../ttrpc/call-command.ts';
 
 export type CommandDefinition = (program: Command) => void;
@@ -9,5 +10,6 @@ export type CommandDefinition = (program: Command) => void;
 export const commandDefinitions: readonly CommandDefinition[] = [
   ...plannedCommands.map((planned) => (program: Command) => definePlanned(program, planned)),
   defineSysSelftest,
+  defineZstd,
   defineTtrpcCall,
 ];
