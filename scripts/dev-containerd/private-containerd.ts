@@ -205,6 +205,19 @@ export class PrivateContainerd {
     return this.alive;
   }
 
+  /**
+   * Kills containerd with `signal` and starts it again on the same config, state and sockets
+   * (shims keep running meanwhile): the restart/recovery path of runtime v2.
+   */
+  async restart(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    this.remember();
+    if (this.alive) {
+      this.child?.kill(signal);
+      await this.exited;
+    }
+    await this.launch();
+  }
+
   private identity(): InstanceIdentity {
     return {
       dir: this.dir,
@@ -220,8 +233,8 @@ export class PrivateContainerd {
       fs.mkdirSync(d, { recursive: true });
     }
     const tmp = path.join(this.dir, 'tmp');
-    fs.mkdirSync(tmp);
-    fs.mkdirSync(this.fifoDir);
+    fs.mkdirSync(tmp, { recursive: true });
+    fs.mkdirSync(this.fifoDir, { recursive: true });
     fs.writeFileSync(this.configFile, containerdConfigToml(this.paths, this.options));
     const binDirs = this.options.binDirs ?? [DIST_BIN];
     // A small explicit environment: nothing from the test runner (NODE_OPTIONS, VITEST_*) leaks

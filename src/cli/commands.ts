@@ -4,6 +4,7 @@ import { definePlanned, plannedCommands } from './planned-commands.ts';
 import { defineSysSelftest } from '../sys/selftest-command.ts';
 import { defineZstd } from '../../processors/zstd/command.ts';
 import { defineTtrpcCall } from '../ttrpc/call-command.ts';
+import { defineShim } from '../../shims/outrigger-v2/command.ts';
 
 export type CommandDefinition = (program: Command) => void;
 
@@ -12,4 +13,5 @@ export const commandDefinitions: readonly CommandDefinition[] = [
   defineSysSelftest,
   defineZstd,
   defineTtrpcCall,
+  defineShim,
 ];

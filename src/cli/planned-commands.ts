@@ -16,7 +16,6 @@ export interface PlannedCommand {
 }
 
 export const plannedCommands: readonly PlannedCommand[] = [
-  { path: 'shim', summary: 'containerd runtime v2 shim (io.containerd.outrigger.v2)', issue: 4, rawArgs: true },
   { path: 'estargz build', summary: 'convert a tar or tar.gz layer to eStargz', issue: 8, rawArgs: true },
   { path: 'estargz unpack', summary: 'verifying eStargz / zstd:chunked unpack stream processor', issue: 8, rawArgs: true },
   { path: 'imgcrypt decrypt', summary: 'ocicrypt layer decryption stream processor (ctd-decoder compatible)', issue: 9, rawArgs: true },

@@ -1,0 +1,123 @@
+/**
+ * `start`: containerd runs it in the bundle with the options (or BootstrapParams) on stdin and
+ * takes everything it prints, stdout and stderr together, as the shim's address
+ * (shim-protocol.md §2.3–2.5). So: work out the group's socket; if a live shim already serves
+ * it, reuse it (a stale socket of a crashed shim is removed by the daemon); otherwise spawn the
+ * daemon detached (own session, stdio on /dev/null, cwd = bundle) and wait until it listens;
+ * write `address`; print the bare `unix://` address; exit. Errors go to stderr with a non-zero
+ * exit, which containerd reports with the output.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { CliError } from '../../../src/cli/exit-codes.ts';
+import type { ShimFlags } from '../flags.ts';
+import { writeAddressFile, writeShimPidFile } from './address-file.ts';
+import { parseStartInput, startOutput } from './handshake.ts';
+import { decodeReadiness, READINESS_FD } from './readiness.ts';
+import type { Readiness } from './readiness.ts';
+import { selfCommand } from './self-command.ts';
+import { groupingKey, readBundleAnnotations, socketAddress, socketPath } from './socket-address.ts';
+
+const DAEMON_READY_TIMEOUT_MS = 20_000;
+
+function readAllStdin(): Uint8Array {
+  try {
+    return fs.readFileSync(0);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EAGAIN' || code === 'EISDIR' || code === 'ENXIO') return new Uint8Array();
+    throw err;
+  }
+}
+
+/** True when something accepts connections on `path`. */
+export function socketAnswers(path: string, timeoutMs = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection({ path });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+function spawnDaemon(flags: ShimFlags, bundle: string, socket: string, env: NodeJS.ProcessEnv): Promise<{ readiness: Readiness; pid: number | undefined }> {
+  const daemonArgs = ['-namespace', flags.namespace, '-id', flags.id, '-address', flags.address, '-socket', socket];
+  if (flags.debug) daemonArgs.push('-debug');
+  const cmd = selfCommand(daemonArgs);
+  const child = spawn(cmd.file, cmd.args, {
+    cwd: bundle,
+    env,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    ...(cmd.argv0 !== undefined ? { argv0: cmd.argv0 } : {}),
+  });
+  const pipe = child.stdio[READINESS_FD] as NodeJS.ReadableStream | null;
+  return new Promise((resolve) => {
+    let text = '';
+    let settled = false;
+    const finish = (r: Readiness) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.unref();
+      (pipe as unknown as net.Socket | null)?.destroy();
+      resolve({ readiness: r, pid: child.pid });
+    };
+    const timer = setTimeout(() => finish({ state: 'failed', error: `shim daemon did not report within ${DAEMON_READY_TIMEOUT_MS} ms` }), DAEMON_READY_TIMEOUT_MS);
+    child.once('error', (err) => finish({ state: 'failed', error: `cannot spawn shim daemon: ${err.message}` }));
+    pipe?.setEncoding('utf8');
+    pipe?.on('data', (d: string) => {
+      text += d;
+      if (text.includes('\n')) finish(decodeReadiness(text));
+    });
+    pipe?.on('end', () => finish(decodeReadiness(text)));
+    child.once('exit', (code, signal) => {
+      if (!text.includes('\n')) finish({ state: 'failed', error: `shim daemon exited (${code ?? signal}) before listening` });
+    });
+  });
+}
+
+/** The shim gets containerd's oom_score_adj + 1, so the OOM killer picks it before containerd. */
+function adjustOomScore(pid: number): void {
+  try {
+    const own = Number(fs.readFileSync('/proc/self/oom_score_adj', 'utf8').trim());
+    fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(own + 1, 1000)));
+  } catch {
+    // best effort: some hosts refuse changes (cri-on-our-machines.md)
+  }
+}
+
+export async function runStart(flags: ShimFlags): Promise<void> {
+  const bundle = process.cwd();
+  const input = parseStartInput(readAllStdin(), { id: flags.id, namespace: flags.namespace });
+  const env = { ...process.env };
+  const ttrpcFromBootstrap = input.bootstrap?.containerdTtrpcAddress;
+  if (!env.TTRPC_ADDRESS && ttrpcFromBootstrap) env.TTRPC_ADDRESS = ttrpcFromBootstrap;
+  const group = groupingKey(flags.id, readBundleAnnotations(bundle));
+  const socket = socketPath(flags.address, flags.namespace, group);
+  const address = socketAddress(socket);
+
+  let reused = fs.existsSync(socket) && (await socketAnswers(socket));
+  if (!reused) {
+    const { readiness, pid } = await spawnDaemon(flags, bundle, socket, env);
+    if (readiness.state === 'failed') throw new CliError(`shim start ${flags.namespace}/${flags.id}: ${readiness.error}`);
+    reused = readiness.state === 'exists';
+    if (!reused && pid !== undefined) {
+      writeShimPidFile(bundle, pid);
+      adjustOomScore(pid);
+    }
+  }
+  writeAddressFile(bundle, address);
+  process.stdout.write(startOutput(address));
+}

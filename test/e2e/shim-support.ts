@@ -1,0 +1,126 @@
+/**
+ * Shared pieces of the shim e2e tests: the test image, /proc lookups for our shim processes,
+ * polling helpers. Real containerd, real runc; nothing here fakes a result.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll } from 'vitest';
+import { DIST_BIN } from '../../scripts/dev-containerd/private-containerd.ts';
+import { type BuiltImage, buildTestImages } from '../../scripts/test-images.ts';
+import type { PrivateContainerd } from './harness.ts';
+
+export const OUTRIGGER = 'io.containerd.outrigger.v2';
+
+/**
+ * A bin dir holding this moment's dist/bin/outrigger under the shim's name, for containerd's
+ * PATH: other work rebuilds dist/ at any time (the build removes dist/bin first), and a task
+ * must not find its shim binary gone half-way through a test. A hard link pins the inode.
+ */
+export function pinnedShimBinDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-bin-'));
+  const target = path.join(dir, 'outrigger');
+  const source = fs.realpathSync(path.join(DIST_BIN, 'outrigger'));
+  try {
+    fs.linkSync(source, target);
+  } catch {
+    fs.copyFileSync(source, target);
+    fs.chmodSync(target, 0o755);
+  }
+  fs.symlinkSync('outrigger', path.join(dir, 'containerd-shim-outrigger-v2'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+export const RUNC_V2 = 'io.containerd.runc.v2';
+
+/** Builds one tar-layer busybox image for the file's tests; call at file level. */
+export function useTestImage(): () => BuiltImage {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-images-'));
+  let image: BuiltImage | undefined;
+  beforeAll(async () => {
+    const built = await buildTestImages({ outDir: dir, media: ['tar'], salt: `shim-${process.pid}` });
+    image = built[0];
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return () => {
+    if (!image) throw new Error('test image was not built');
+    return image;
+  };
+}
+
+export interface ProcInfo {
+  readonly pid: number;
+  readonly argv: readonly string[];
+  readonly cwd: string | undefined;
+}
+
+function procs(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      let cwd: string | undefined;
+      try {
+        cwd = fs.readlinkSync(`/proc/${entry}/cwd`);
+      } catch {
+        cwd = undefined;
+      }
+      out.push({ pid: Number(entry), argv, cwd });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Our shim daemons serving this containerd (argv names the instance's address). */
+export function outriggerShims(ctd: PrivateContainerd): ProcInfo[] {
+  return procs().filter((p) => p.argv[0]?.endsWith('containerd-shim-outrigger-v2') && p.argv.includes(ctd.address));
+}
+
+export function shimFor(ctd: PrivateContainerd, id: string): ProcInfo | undefined {
+  return outriggerShims(ctd).find((p) => p.argv.includes(id));
+}
+
+/** Zombie children of `pid` (state Z in /proc/<child>/stat). */
+export function zombieChildren(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z' && Number(fields[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** STATUS column of `ctr tasks ls` for `id` (undefined when the task is not listed). */
+export async function taskStatus(ctd: PrivateContainerd, id: string): Promise<string | undefined> {
+  const r = await ctd.ctr(['tasks', 'ls'], { check: true });
+  for (const line of r.stdout.split('\n').slice(1)) {
+    const [task, , status] = line.trim().split(/\s+/);
+    if (task === id) return status;
+  }
+  return undefined;
+}
+
+export async function containerIds(ctd: PrivateContainerd): Promise<string[]> {
+  const r = await ctd.ctr(['containers', 'ls', '-q'], { check: true });
+  return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+}

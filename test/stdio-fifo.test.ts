@@ -1,0 +1,119 @@
+/**
+ * FIFO stdio handed straight to a process (src/stdio/fifo-io.ts), with a real `cat` standing in
+ * for the container process and the client side opened the way ctr opens it (non-blocking
+ * reader first, writer once a reader exists). What matters: output reaches the client's
+ * reader, end-of-input reaches the process only when the client's writer is gone and the
+ * shim has let go, and the client's reader sees EOF once the process exited.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FifoIo } from '../src/stdio/fifo-io.ts';
+import { NullIo } from '../src/stdio/null-io.ts';
+import { openProcessIo, stdioScheme } from '../src/stdio/open-process-io.ts';
+import { StdioError } from '../src/stdio/process-io.ts';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stdio-fifo-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function fifo(name: string): string {
+  const p = path.join(dir, name);
+  execFileSync('mkfifo', [p]);
+  return p;
+}
+
+/** The client's reader: opened non-blocking before the shim opens its end, read to EOF. */
+function clientReader(p: string): Promise<string> {
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const sock = new net.Socket({ fd, readable: true, writable: false });
+  let text = '';
+  sock.setEncoding('utf8').on('data', (d: string) => (text += d));
+  return new Promise((resolve) => sock.once('end', () => resolve(text)));
+}
+
+function clientWrite(p: string, data: string): void {
+  const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  fs.writeSync(fd, data);
+  fs.closeSync(fd);
+}
+
+function run(io: FifoIo, cmd: string, args: string[]): Promise<number | null> {
+  const child = spawn(cmd, args, { stdio: [io.fds[0], io.fds[1], io.fds[2]] });
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+describe('FifoIo', () => {
+  it('stdin to the process, stdout and stderr to the client, EOF to both in the right order', async () => {
+    const [stdin, stdout, stderr] = [fifo('c-stdin'), fifo('c-stdout'), fifo('c-stderr')];
+    const out = clientReader(stdout);
+    const err = clientReader(stderr);
+    const io = FifoIo.open({ stdin, stdout, stderr, terminal: false });
+    clientWrite(stdin, 'hello\n');
+    const exited = run(io, 'sh', ['-c', 'cat; echo done >&2']);
+    io.afterStart();
+    expect(await exited).toBe(0);
+    io.processExited();
+    expect(await out).toBe('hello\n');
+    expect(await err).toBe('done\n');
+    io.close();
+  });
+
+  it('a process that reads before the client wrote is not told EOF while the shim holds stdin', async () => {
+    const [stdin, stdout] = [fifo('d-stdin'), fifo('d-stdout')];
+    const out = clientReader(stdout);
+    const io = FifoIo.open({ stdin, stdout, stderr: '', terminal: false });
+    const exited = run(io, 'cat', []);
+    await new Promise((r) => setTimeout(r, 100)); // cat is blocked reading, not at EOF
+    clientWrite(stdin, 'late\n');
+    io.afterStart();
+    expect(await exited).toBe(0);
+    io.processExited();
+    expect(await out).toBe('late\n');
+  });
+
+  it('stdout == stderr share one fd; a regular file is appended to, never created', async () => {
+    const file = path.join(dir, 'out.log');
+    fs.writeFileSync(file, 'before\n');
+    const io = FifoIo.open({ stdin: '', stdout: file, stderr: file, terminal: false });
+    expect(io.fds[1]).toBe(io.fds[2]);
+    expect(await run(io, 'sh', ['-c', 'echo a; echo b >&2'])).toBe(0);
+    io.close();
+    expect(fs.readFileSync(file, 'utf8')).toBe('before\na\nb\n');
+    expect(() => FifoIo.open({ stdin: '', stdout: path.join(dir, 'missing'), stderr: '', terminal: false })).toThrow(StdioError);
+  });
+});
+
+describe('openProcessIo', () => {
+  it('all empty is null IO; plain paths and fifo:// are FIFOs; other schemes are refused by name', () => {
+    expect(openProcessIo({ stdin: '', stdout: '', stderr: '', terminal: false })).toBeInstanceOf(NullIo);
+    expect(stdioScheme('/run/x/c-stdout')).toBe('fifo');
+    expect(stdioScheme('fifo:///run/x')).toBe('fifo');
+    expect(stdioScheme('binary:///usr/bin/logger?x=y')).toBe('binary');
+    expect(() => openProcessIo({ stdin: '', stdout: 'file:///tmp/x.log', stderr: 'file:///tmp/x.log', terminal: false })).toThrow('unknown STDIO scheme file');
+    expect(() => openProcessIo({ stdin: '', stdout: '/x', stderr: '', terminal: true })).toThrow(/terminal/);
+  });
+});
+
+describe('IoUid/IoGid', () => {
+  it('hands the process FIFOs owned by the io user, and leaves regular files alone', () => {
+    const [stdin, stdout] = [fifo('o-stdin'), fifo('o-stdout')];
+    const file = path.join(dir, 'err.log');
+    fs.writeFileSync(file, '');
+    const reader = fs.openSync(stdout, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const io = FifoIo.open({ stdin, stdout, stderr: file, terminal: false }, { uid: 1234, gid: 4321 });
+    try {
+      for (const p of [stdin, stdout]) expect({ uid: fs.statSync(p).uid, gid: fs.statSync(p).gid }).toEqual({ uid: 1234, gid: 4321 });
+      expect(fs.statSync(file).uid).toBe(0);
+    } finally {
+      io.close();
+      fs.closeSync(reader);
+    }
+  });
+});
+
