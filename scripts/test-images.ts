@@ -48,6 +48,8 @@ export interface EncodedLayer {
   blob: Buffer;
   /** Descriptor annotations the media type needs (eStargz TOC digest, encryption keys, ...). */
   annotations?: Record<string, string>;
+  /** The decoded stream's digest when it is not the rootfs tar's (eStargz adds entries). */
+  diffId?: string;
 }
 
 export interface LayerEncoder {
@@ -80,6 +82,14 @@ export const LAYER_ENCODERS: Record<string, LayerEncoder> = {
         },
       }),
     }),
+  },
+  estargz: {
+    kind: 'estargz',
+    encode: async (rootfsTar) => {
+      const { buildEstargzBuffer } = await import('../processors/estargz/build-buffer.ts');
+      const { blob, report } = await buildEstargzBuffer(rootfsTar, { level: 6 });
+      return { mediaType: report.mediaType, blob, annotations: report.annotations, diffId: report.diffId };
+    },
   },
 };
 
@@ -214,8 +224,8 @@ async function buildOne(encoder: LayerEncoder, opts: BuildOptions): Promise<Buil
   const prefix = opts.repositoryPrefix ?? DEFAULT_REPOSITORY_PREFIX;
   const name = `${prefix}-${encoder.kind}:latest`;
   const rootfs = await buildRootfsTar({ busybox: opts.busybox, imageName: name, salt: opts.salt });
-  const diffId = sha256(rootfs);
   const encoded = await encoder.encode(rootfs);
+  const diffId = encoded.diffId ?? sha256(rootfs);
   const layer = blobOf(encoded.blob);
   const config = jsonBlob(imageConfig(diffId));
   const manifest = jsonBlob({

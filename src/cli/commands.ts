@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { definePlanned, plannedCommands } from './planned-commands.ts';
 import { defineSysSelftest } from '../sys/selftest-command.ts';
 import { defineZstd } from '../../processors/zstd/command.ts';
+import { defineEstargz } from '../../processors/estargz/command.ts';
 import { defineTtrpcCall } from '../ttrpc/call-command.ts';
 import { defineShim } from '../../shims/outrigger-v2/command.ts';
 
@@ -12,6 +13,7 @@ export const commandDefinitions: readonly CommandDefinition[] = [
   ...plannedCommands.map((planned) => (program: Command) => definePlanned(program, planned)),
   defineSysSelftest,
   defineZstd,
+  defineEstargz,
   defineTtrpcCall,
   defineShim,
 ];

@@ -16,8 +16,6 @@ export interface PlannedCommand {
 }
 
 export const plannedCommands: readonly PlannedCommand[] = [
-  { path: 'estargz build', summary: 'convert a tar or tar.gz layer to eStargz', issue: 8, rawArgs: true },
-  { path: 'estargz unpack', summary: 'verifying eStargz / zstd:chunked unpack stream processor', issue: 8, rawArgs: true },
   { path: 'imgcrypt decrypt', summary: 'ocicrypt layer decryption stream processor (ctd-decoder compatible)', issue: 9, rawArgs: true },
   { path: 'imgcrypt encrypt', summary: 'encrypt a layer stream with ocicrypt', issue: 9, rawArgs: true },
   { path: 'log', summary: 'logging driver for binary:// stdio URIs', issue: 6, rawArgs: true },

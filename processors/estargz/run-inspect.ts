@@ -1,0 +1,102 @@
+/**
+ * `outrigger estargz ls BLOB` and `outrigger estargz verify BLOB` for humans.
+ *
+ * ls reads only the footer and the TOC member, as a lazy puller would. verify runs the same
+ * single-pass check as the stream processor over the whole blob and discards the tar.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { CliError, ExitCode } from '../../src/cli/exit-codes.ts';
+import { FOOTER_SIZE, parseFooter } from './footer.ts';
+import { parseTocDigest } from './run-unpack.ts';
+import { BLOCK, decodeRawHeader } from './tar-header.ts';
+import { parseToc, sha256Digest, TOC_NAME, type Toc } from './toc.ts';
+import { UnpackError, unpackLayer } from './unpack.ts';
+
+export interface RawInspectOptions {
+  json?: boolean;
+  tocDigest?: string;
+}
+
+export interface StoredToc {
+  kind: 'estargz' | 'legacy';
+  tocOffset: number;
+  json: Buffer;
+  toc: Toc;
+  digest: string;
+}
+
+/** Reads the TOC through the footer, the way a lazy puller does. */
+export function readStoredToc(file: string): StoredToc {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const tail = Buffer.alloc(Math.min(size, FOOTER_SIZE));
+    fs.readSync(fd, tail, 0, tail.length, size - tail.length);
+    const footer = parseFooter(tail);
+    if (!footer) throw new Error('no eStargz or legacy stargz footer at the end of the blob');
+    const end = size - footer.size;
+    if (footer.tocOffset >= end) throw new Error(`the footer's TOC offset ${footer.tocOffset} is beyond the data (${end} bytes)`);
+    const member = Buffer.alloc(end - footer.tocOffset);
+    fs.readSync(fd, member, 0, member.length, footer.tocOffset);
+    const tar = zlib.gunzipSync(member);
+    const header = decodeRawHeader(tar.subarray(0, BLOCK), 0);
+    if (header.name.toString('utf8') !== TOC_NAME) throw new Error(`the TOC member's first entry is ${JSON.stringify(header.name.toString('utf8'))}, not ${TOC_NAME}`);
+    const json = tar.subarray(BLOCK, BLOCK + header.size);
+    return { kind: footer.kind, tocOffset: footer.tocOffset, json, toc: parseToc(json), digest: sha256Digest(json) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function table(toc: Toc): string {
+  const rows = toc.entries.map((e) => [
+    e.type,
+    e.mode !== undefined ? (e.mode & 0o7777).toString(8).padStart(4, '0') : '',
+    `${e.uid ?? 0}:${e.gid ?? 0}`,
+    e.type === 'chunk' ? `+${e.chunkOffset ?? 0}` : String(e.size ?? ''),
+    String(e.offset ?? ''),
+    e.type === 'chunk' ? '' : e.name + (e.linkName ? ` -> ${e.linkName}` : ''),
+  ]);
+  const head = ['TYPE', 'MODE', 'UID:GID', 'SIZE', 'OFFSET', 'NAME'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export async function runLs(blob: string, opts: RawInspectOptions): Promise<void> {
+  let stored: StoredToc;
+  try {
+    stored = readStoredToc(blob);
+  } catch (err) {
+    throw new CliError(`estargz ls ${blob}: ${(err as Error).message}`, ExitCode.failure, { cause: err });
+  }
+  if (opts.json) {
+    process.stdout.write(stored.json);
+    process.stdout.write('\n');
+    return;
+  }
+  process.stdout.write(`# ${stored.kind} TOC at offset ${stored.tocOffset}, digest ${stored.digest}, ${stored.toc.entries.length} entries\n`);
+  process.stdout.write(`${table(stored.toc)}\n`);
+}
+
+export async function runVerify(blob: string, opts: RawInspectOptions): Promise<void> {
+  const tocDigest = parseTocDigest(opts.tocDigest, '--toc-digest');
+  let result;
+  const diffId = createHash('sha256');
+  try {
+    result = await unpackLayer(fs.createReadStream(blob, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, (chunk) => {
+      diffId.update(chunk);
+    }, { tocDigest });
+  } catch (err) {
+    if (err instanceof UnpackError || (err as NodeJS.ErrnoException).code !== undefined) {
+      throw new CliError(`estargz verify ${blob}: ${(err as Error).message}`, ExitCode.failure, { cause: err });
+    }
+    throw err;
+  }
+  if (result.format === 'gzip') throw new CliError(`estargz verify ${blob}: not an eStargz layer (a plain gzip stream, no footer)`, ExitCode.failure);
+  const v = result.verified!;
+  process.stdout.write(
+    `${JSON.stringify({ ok: true, format: result.format, tocDigest: result.tocDigest, diffId: `sha256:${diffId.digest('hex')}`, uncompressedSize: result.outputBytes, entries: v.entries, files: v.files, chunks: v.chunks, chunkDigestsChecked: v.chunkDigestsChecked, chunksCoveredByFileDigest: v.chunksCoveredByFileDigest })}\n`,
+  );
+}

@@ -1,0 +1,176 @@
+/**
+ * The eStargz table of contents (`stargz.index.json`, ../shared/reference/estargz.md §2): the
+ * entry shape, serialization in the Go writer's key order with its omit-when-empty rules, and
+ * a tolerant parser (Go decodes keys case-insensitively and ignores unknown ones).
+ */
+import { createHash } from 'node:crypto';
+
+export const TOC_NAME = 'stargz.index.json';
+export const LANDMARK_PREFETCH = '.prefetch.landmark';
+export const LANDMARK_NO_PREFETCH = '.no.prefetch.landmark';
+/** A landmark's whole content: one byte 0x0f. */
+export const LANDMARK_CONTENT = Buffer.from([0x0f]);
+/** Upstream's default chunk size (4 MiB). */
+export const DEFAULT_CHUNK_SIZE = 4 << 20;
+
+export type TocEntryType = 'dir' | 'reg' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'chunk';
+
+export interface TocEntry {
+  name: string;
+  type: TocEntryType;
+  size?: number;
+  modtime?: string;
+  linkName?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  userName?: string;
+  groupName?: string;
+  offset?: number;
+  innerOffset?: number;
+  devMajor?: number;
+  devMinor?: number;
+  /** Attribute name → base64 of the raw value. */
+  xattrs?: Record<string, string>;
+  digest?: string;
+  chunkOffset?: number;
+  chunkSize?: number;
+  chunkDigest?: string;
+}
+
+export interface Toc {
+  version: number;
+  entries: TocEntry[];
+}
+
+/** Go's struct field order in estargz/types.go TOCEntry. */
+const KEY_ORDER: readonly (keyof TocEntry)[] = [
+  'name', 'type', 'size', 'modtime', 'linkName', 'mode', 'uid', 'gid', 'userName', 'groupName', 'offset',
+  'innerOffset', 'devMajor', 'devMinor', 'xattrs', 'digest', 'chunkOffset', 'chunkSize', 'chunkDigest',
+];
+
+function isEmpty(value: unknown): boolean {
+  return value === undefined || value === 0 || value === '' || (typeof value === 'object' && value !== null && Object.keys(value).length === 0);
+}
+
+function ordered(entry: TocEntry): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of KEY_ORDER) {
+    const value = entry[key];
+    if (isEmpty(value)) continue;
+    if (key === 'xattrs') {
+      // Go marshals maps with sorted keys.
+      const xattrs = value as Record<string, string>;
+      out[key] = Object.fromEntries(Object.keys(xattrs).sort().map((k) => [k, xattrs[k]]));
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/**
+ * `json.MarshalIndent(toc, "", "\t")` equivalent: tab indentation, no trailing newline, and Go's
+ * HTML-safe escapes for < > & and U+2028/U+2029.
+ */
+export function serializeToc(toc: Toc): Buffer {
+  const text = JSON.stringify({ version: toc.version, entries: toc.entries.map(ordered) }, null, '\t');
+  const goEscaped = text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return Buffer.from(goEscaped, 'utf8');
+}
+
+export function sha256Digest(data: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+export class TocError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TocError';
+  }
+}
+
+function lowerKeys(value: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k.toLowerCase()] = v;
+  return out;
+}
+
+function optionalInt(obj: Record<string, unknown>, key: string, index: number): number | undefined {
+  const v = obj[key.toLowerCase()];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TocError(`TOC entry ${index}: ${key} is not a non-negative integer`);
+  return v;
+}
+
+function optionalString(obj: Record<string, unknown>, key: string, index: number): string | undefined {
+  const v = obj[key.toLowerCase()];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new TocError(`TOC entry ${index}: ${key} is not a string`);
+  return v;
+}
+
+const TYPES = new Set<string>(['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo', 'chunk']);
+
+/** Parses TOC JSON bytes; legacy (crfs) TOCs with `NumLink` and without chunk digests are accepted. */
+export function parseToc(json: Buffer): Toc {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json.toString('utf8'));
+  } catch (err) {
+    throw new TocError(`TOC is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new TocError('TOC is not a JSON object');
+  const top = lowerKeys(doc as Record<string, unknown>);
+  if (top.version !== 1) throw new TocError(`TOC version ${JSON.stringify(top.version)} is not supported (want 1)`);
+  if (!Array.isArray(top.entries)) throw new TocError('TOC has no entries array');
+  const entries = top.entries.map((raw: unknown, index: number): TocEntry => {
+    if (typeof raw !== 'object' || raw === null) throw new TocError(`TOC entry ${index} is not an object`);
+    const o = lowerKeys(raw as Record<string, unknown>);
+    const type = optionalString(o, 'type', index);
+    if (type === undefined || !TYPES.has(type)) throw new TocError(`TOC entry ${index}: unknown type ${JSON.stringify(type)}`);
+    const xattrsRaw = o.xattrs;
+    let xattrs: Record<string, string> | undefined;
+    if (xattrsRaw !== undefined && xattrsRaw !== null) {
+      if (typeof xattrsRaw !== 'object' || Array.isArray(xattrsRaw)) throw new TocError(`TOC entry ${index}: xattrs is not an object`);
+      xattrs = {};
+      for (const [k, v] of Object.entries(xattrsRaw as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new TocError(`TOC entry ${index}: xattr ${k} is not base64 text`);
+        xattrs[k] = v;
+      }
+    }
+    return {
+      name: optionalString(o, 'name', index) ?? '',
+      type: type as TocEntryType,
+      size: optionalInt(o, 'size', index),
+      modtime: optionalString(o, 'modtime', index),
+      linkName: optionalString(o, 'linkName', index),
+      mode: optionalInt(o, 'mode', index),
+      uid: optionalInt(o, 'uid', index),
+      gid: optionalInt(o, 'gid', index),
+      userName: optionalString(o, 'userName', index),
+      groupName: optionalString(o, 'groupName', index),
+      offset: optionalInt(o, 'offset', index),
+      innerOffset: optionalInt(o, 'innerOffset', index),
+      devMajor: optionalInt(o, 'devMajor', index),
+      devMinor: optionalInt(o, 'devMinor', index),
+      xattrs,
+      digest: optionalString(o, 'digest', index),
+      chunkOffset: optionalInt(o, 'chunkOffset', index),
+      chunkSize: optionalInt(o, 'chunkSize', index),
+      chunkDigest: optionalString(o, 'chunkDigest', index),
+    };
+  });
+  return { version: 1, entries };
+}
+
+/** Go's reader: `path.Clean("/" + name)` without the leading slash. */
+export function cleanName(name: string): string {
+  const parts: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return parts.join('/');
+}

@@ -1,0 +1,206 @@
+/**
+ * eStargz: building a layer (outrigger-estargz build against `ctr-remote image convert --estargz`
+ * from Debian's stargz-snapshotter, in a private containerd) and the verifying unpack
+ * (outrigger-estargz unpack against plain gunzip of the same blob). One ~200 MB tar made from
+ * /usr/include, /usr/sbin and /usr/libexec, kept in .cache/bench/estargz/.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TimedBenchmark, Variant } from '../model.ts';
+import { ROOT } from '../paths.ts';
+
+const CACHE = path.join(ROOT, '.cache/bench/estargz');
+const TAR = path.join(CACHE, 'layer.tar');
+const GZ = `${TAR}.gz`;
+const ESGZ = path.join(CACHE, 'layer.esgz');
+const IMAGE = path.join(CACHE, 'image.oci.tar');
+const IMAGE_NAME = 'docker.io/outrigger/bench-estargz:gzip';
+/** Bump when the recipe changes, so a stale cache is rebuilt. */
+const RECIPE = 'v1: tar -C / usr/include usr/sbin usr/libexec; pigz -6; outrigger-estargz build (level 9); OCI layout';
+const STAMP = path.join(CACHE, 'recipe');
+// A private copy reached through its link name, as in the zstd suite: dist/ is rebuilt at any time.
+const SEA = path.join(ROOT, 'dist/bin/outrigger');
+const COPY_DIR = path.join(os.tmpdir(), `outrigger-bench-estargz-${process.pid}`);
+const OURS = path.join(COPY_DIR, 'outrigger-estargz');
+const ZSTD = path.join(COPY_DIR, 'outrigger-zstd');
+
+function q(file: string): string {
+  return `'${file.replaceAll("'", `'\\''`)}'`;
+}
+
+function sh(command: string): string[] {
+  return ['sh', '-c', command];
+}
+
+function copyBinary(): void {
+  if (fs.existsSync(OURS)) return;
+  if (!fs.existsSync(SEA)) throw new Error(`bench estargz: ${SEA} is missing; run npm run build first`);
+  fs.mkdirSync(COPY_DIR, { recursive: true });
+  fs.copyFileSync(SEA, path.join(COPY_DIR, 'outrigger'));
+  fs.chmodSync(path.join(COPY_DIR, 'outrigger'), 0o755);
+  fs.symlinkSync('outrigger', OURS);
+  fs.symlinkSync('outrigger', ZSTD);
+}
+
+function removeCopy(): void {
+  fs.rmSync(COPY_DIR, { recursive: true, force: true });
+}
+
+function sha256File(file: string): { digest: string; size: number } {
+  const hex = execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0]!;
+  return { digest: `sha256:${hex}`, size: fs.statSync(file).size };
+}
+
+/** A one-layer OCI image whose layer is GZ, for ctr-remote to convert. */
+function writeImage(): void {
+  const layout = path.join(CACHE, 'layout');
+  const blobs = path.join(layout, 'blobs/sha256');
+  fs.rmSync(layout, { recursive: true, force: true });
+  fs.mkdirSync(blobs, { recursive: true });
+  const layer = sha256File(GZ);
+  fs.copyFileSync(GZ, path.join(blobs, layer.digest.slice(7)));
+  const put = (value: unknown) => {
+    const bytes = Buffer.from(JSON.stringify(value));
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
+    return { digest, size: bytes.length };
+  };
+  const config = put({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256File(TAR).digest] } });
+  const manifest = put({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+  });
+  fs.writeFileSync(
+    path.join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          platform: { architecture: 'amd64', os: 'linux' },
+          annotations: { 'io.containerd.image.name': IMAGE_NAME, 'org.opencontainers.image.ref.name': 'gzip' },
+        },
+      ],
+    }),
+  );
+  fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  execFileSync('tar', ['-C', layout, '-cf', IMAGE, 'oci-layout', 'index.json', 'blobs']);
+  fs.rmSync(layout, { recursive: true, force: true });
+}
+
+function ensureLayer(): string {
+  copyBinary();
+  const fresh = fs.existsSync(STAMP) && fs.readFileSync(STAMP, 'utf8') === RECIPE && [TAR, GZ, ESGZ, IMAGE].every((f) => fs.existsSync(f));
+  if (!fresh) {
+    fs.rmSync(CACHE, { recursive: true, force: true });
+    fs.mkdirSync(CACHE, { recursive: true });
+    execFileSync('sh', ['-c', `tar -C / -cf ${q(TAR)} usr/include usr/sbin usr/libexec 2>/dev/null; test -s ${q(TAR)}`]);
+    execFileSync('sh', ['-c', `pigz -6 -c ${q(TAR)} > ${q(GZ)}`]);
+    execFileSync(OURS, ['build', GZ, '-o', ESGZ, '--report', path.join(CACHE, 'layer.esgz.json')]);
+    writeImage();
+    fs.writeFileSync(STAMP, RECIPE);
+  }
+  const mb = (f: string) => `${(fs.statSync(f).size / 1e6).toFixed(0)} MB`;
+  return `layer: ${mb(TAR)} tar (/usr/include, /usr/sbin, /usr/libexec), ${mb(GZ)} as gzip -6, ${mb(ESGZ)} as eStargz level 9 (.cache/bench/estargz/)`;
+}
+
+type Instance = { address: string; namespace: string; stop(): Promise<void> };
+
+function ctrRemoteVariant(): Variant {
+  let instance: Instance | undefined;
+  const addressFile = path.join(CACHE, 'ctr-remote.address');
+  // A fresh target name per run ($$); ctr-remote converts the layer again every time.
+  const command = `ctr-remote --address "$(cat ${q(addressFile)})" --namespace bench images convert --estargz --oci ${IMAGE_NAME} ${IMAGE_NAME}-esgz-$$ > /dev/null`;
+  return {
+    label: 'ctr-remote image convert --estargz --oci',
+    argv: sh(command),
+    display: 'ctr-remote images convert --estargz --oci SRC DST (level 9, 4 MiB chunks; private containerd 1.6)',
+    note: 'Debian stargz-snapshotter 0.12 (Go); includes reading the layer from the content store and writing the new one',
+    setup: async () => {
+      const made = ensureLayer();
+      const { PrivateContainerd } = await import('../../dev-containerd/private-containerd.ts');
+      const ctd = await PrivateContainerd.start({ namespace: 'bench' });
+      instance = ctd;
+      await ctd.ctr(['images', 'import', '--no-unpack', IMAGE], { check: true, timeoutMs: 300_000 });
+      fs.writeFileSync(addressFile, ctd.address);
+      return made;
+    },
+    teardown: async () => {
+      await instance?.stop();
+      fs.rmSync(addressFile, { force: true });
+    },
+  };
+}
+
+export const estargzBuild: TimedBenchmark = {
+  kind: 'timed',
+  name: 'estargz-build',
+  title: 'eStargz build',
+  what:
+    'Converting a ~200 MB tar+gzip layer to eStargz at upstream\'s defaults (gzip level 9, 4 MiB chunks): ' +
+    '`outrigger-estargz build` (members compressed in parallel on node:zlib\'s thread pool) against ' +
+    '`ctr-remote image convert --estargz --oci` on a private containerd. Goal: ≥ 1.5× on this 2-core machine.',
+  variants: [
+    ctrRemoteVariant(),
+    {
+      label: 'outrigger-estargz build',
+      argv: sh(`exec ${q(OURS)} build ${q(GZ)} -o /dev/null --report /dev/null`),
+      display: 'outrigger-estargz build LAYER.tar.gz -o /dev/null',
+      teardown: removeCopy,
+    },
+  ],
+  ours: 'outrigger-estargz build',
+  peer: 'ctr-remote image convert --estargz --oci',
+  rounds: 3,
+  quickRounds: 1,
+  warmupRounds: 0,
+};
+
+export const estargzUnpack: TimedBenchmark = {
+  kind: 'timed',
+  name: 'estargz-unpack',
+  title: 'eStargz verified unpack',
+  what:
+    'Unpacking the ~200 MB layer\'s eStargz blob through pipes, as containerd runs a stream processor: ' +
+    '`outrigger-estargz unpack` (gunzip member by member, every chunk and file digest checked against the TOC ' +
+    'before the last bytes leave; sha256 on a worker thread) against plain gunzip of the same blob by ' +
+    'outrigger-zstd and gzip. Goal: ≥ 0.9× of our plain gunzip.',
+  variants: [
+    {
+      label: 'outrigger-zstd -dc (plain gunzip)',
+      argv: sh(`cat ${q(ESGZ)} | ${q(ZSTD)} -dc | cat > /dev/null`),
+      display: 'cat BLOB | outrigger-zstd -dc | cat > /dev/null',
+      setup: ensureLayer,
+    },
+    {
+      label: 'gzip -dc',
+      argv: sh(`cat ${q(ESGZ)} | gzip -dc | cat > /dev/null`),
+      display: 'cat BLOB | gzip -dc | cat > /dev/null',
+    },
+    {
+      label: 'outrigger-estargz unpack (verified)',
+      argv: sh(`cat ${q(ESGZ)} | ${q(OURS)} unpack | cat > /dev/null`),
+      display: 'cat BLOB | outrigger-estargz unpack | cat > /dev/null',
+    },
+    {
+      label: 'outrigger-estargz unpack, plain gzip layer',
+      argv: sh(`cat ${q(GZ)} | ${q(OURS)} unpack | cat > /dev/null`),
+      display: 'cat LAYER.tar.gz | outrigger-estargz unpack | cat > /dev/null',
+      note: 'an ordinary gzip layer passed through (no verification possible)',
+      peer: 'outrigger-zstd -dc (plain gunzip)',
+      teardown: removeCopy,
+    },
+  ],
+  ours: 'outrigger-estargz unpack (verified)',
+  peer: 'outrigger-zstd -dc (plain gunzip)',
+  rounds: 5,
+  quickRounds: 1,
+  warmupRounds: 1,
+};
