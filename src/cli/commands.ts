@@ -6,6 +6,8 @@ import { defineZstd } from '../../processors/zstd/command.ts';
 import { defineEstargz } from '../../processors/estargz/command.ts';
 import { defineTtrpcCall } from '../ttrpc/call-command.ts';
 import { defineShim } from '../../shims/outrigger-v2/command.ts';
+import { defineConfig, defineInstall, defineUninstall } from '../install/commands.ts';
+import { defineDoctor } from '../doctor/command.ts';
 
 export type CommandDefinition = (program: Command) => void;
 
@@ -16,4 +18,8 @@ export const commandDefinitions: readonly CommandDefinition[] = [
   defineEstargz,
   defineTtrpcCall,
   defineShim,
+  defineInstall,
+  defineUninstall,
+  defineConfig,
+  defineDoctor,
 ];
