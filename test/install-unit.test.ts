@@ -86,6 +86,17 @@ describe('install / uninstall', () => {
     expect(fs.existsSync(dir)).toBe(true);
   });
 
+  it('creates the processors\' log directory, and uninstall leaves it and its logs alone', () => {
+    const { dir, prefix, config, binary } = setup('version = 2\n');
+    const logDir = path.join(dir, 'var/log/outrigger');
+    install({ ...base, prefix, containerdConfig: config, sourceBinary: binary, logDir });
+    expect(fs.statSync(logDir).isDirectory()).toBe(true);
+    expect(fs.readFileSync(config, 'utf8')).toContain(path.join(logDir, 'outrigger-zstd.log'));
+    fs.writeFileSync(path.join(logDir, 'outrigger-zstd.log'), 'a line\n');
+    uninstall({ prefix, dryRun: false });
+    expect(fs.readFileSync(path.join(logDir, 'outrigger-zstd.log'), 'utf8')).toBe('a line\n');
+  });
+
   it("keeps an operator's runtime options file across install and uninstall", () => {
     const { prefix, config, binary } = setup('version = 2\n');
     const options = path.join(prefix, 'etc/outrigger/runtime-options.toml');

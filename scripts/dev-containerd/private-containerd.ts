@@ -235,7 +235,10 @@ export class PrivateContainerd {
     const tmp = path.join(this.dir, 'tmp');
     fs.mkdirSync(tmp, { recursive: true });
     fs.mkdirSync(this.fifoDir, { recursive: true });
-    fs.writeFileSync(this.configFile, containerdConfigToml(this.paths, this.options));
+    // Written once: a restart keeps whatever was merged into the file meanwhile (outrigger install).
+    if (!fs.existsSync(this.configFile)) {
+      fs.writeFileSync(this.configFile, containerdConfigToml(this.paths, this.options));
+    }
     const binDirs = this.options.binDirs ?? [DIST_BIN];
     // A small explicit environment: nothing from the test runner (NODE_OPTIONS, VITEST_*) leaks
     // into containerd and from there into our Node-based shims and processors.

@@ -3,6 +3,7 @@
  * merge our entries into containerd's config.toml (backup first, diff shown), and record all of it
  * in a manifest so uninstall reverses exactly that.
  */
+import { DEFAULT_LOG_DIR } from '../containerd-config/entries.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -162,6 +163,9 @@ export function install(opts: InstallOptions): StepReport {
     record(link);
   }
   makeDirs(path.dirname(runtimeOptionsPath), createdDirs);
+  // The processors open --log-file for appending and fail the layer if its directory is missing.
+  // Not recorded for uninstall: the logs in it are the operator's to keep.
+  makeDirs(opts.logDir !== undefined ? path.resolve(opts.logDir) : DEFAULT_LOG_DIR, []);
   // An existing options file is the operator's choice (e.g. BinaryName = "crun"): never rewritten.
   if (readIfExists(runtimeOptionsPath) === undefined) {
     fs.writeFileSync(runtimeOptionsPath, optionsText, { mode: 0o644 });
