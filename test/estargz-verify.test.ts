@@ -248,4 +248,69 @@ describe('estargz unpack verification', () => {
     bad[bad.length - 51 + 33] = 'X'.charCodeAt(0); // STARGZ → SXARGZ
     expect((await tryUnpack(bad)).error?.message).toMatch(/eStargz structure .* but no intact eStargz footer/);
   });
+
+  /** Member offsets and compressed lengths, in order. */
+  function members(blob: Buffer): Array<{ offset: number; length: number }> {
+    const found: Array<{ offset: number; length: number }> = [];
+    const decoder = new GzipMemberDecoder({
+      memberStart: () => {},
+      data: () => {},
+      memberEnd: (offset, length) => found.push({ offset, length }),
+    });
+    decoder.push(blob);
+    decoder.end();
+    return found;
+  }
+
+  it('checks every member CRC32 on the hashing worker too: a wrong trailer CRC fails before the end, whichever thread checks', async () => {
+    // A trailer CRC changes no decoded byte, so only the CRC check itself can catch it. Once the
+    // layer looks like eStargz, the worker thread (default digests) does that check from the
+    // shared output buffers; SyncDigests leaves it on this thread. Both must fail the same way.
+    const tar = await smallTar([['d/a', Buffer.alloc(3000, 7)], ['d/b', Buffer.from('bee'.repeat(100))]]);
+    const { blob } = await build(tar, 1024);
+    const good = zlib.gunzipSync(blob);
+    const list = members(blob);
+    // The first member holds the landmark's header only; take data members after it, and the last
+    // before the TOC's.
+    for (const m of [list[1]!, list[list.length - 3]!]) {
+      const bad = Buffer.from(blob);
+      bad[m.offset + m.length - 8] = bad[m.offset + m.length - 8]! ^ 0x10;
+      for (const sync of [false, true]) {
+        const parts: Buffer[] = [];
+        let error: unknown;
+        try {
+          await unpackLayer((async function* () {
+            yield bad;
+          })(), (c) => {
+            parts.push(Buffer.from(c));
+          }, sync ? { digests: new SyncDigests() } : {});
+        } catch (err) {
+          error = err;
+        }
+        expect(error, `member ${m.offset}, sync ${sync}`).toBeInstanceOf(UnpackError);
+        expect((error as Error).message).toContain(`gzip member at ${m.offset}: CRC32 mismatch`);
+        expect(Buffer.concat(parts).length).toBeLessThan(good.length);
+      }
+    }
+  });
+
+  it('unpacks through the worker in many small input pieces and output larger than one staging buffer, byte for byte', async () => {
+    // Exercises the output side's buffer swaps (the decoder stops mid-member when a 1 MiB buffer
+    // is full) and input split at every kind of boundary.
+    const big = Buffer.alloc(3 * 1024 * 1024 + 12345);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) >>> 5;
+    const tar = await smallTar([['d/a', big], ['d/b', Buffer.from('tail')]]);
+    const { blob, tocDigest } = await build(tar, 1 << 20);
+    const parts: Buffer[] = [];
+    const result = await unpackLayer((async function* () {
+      for (let i = 0; i < blob.length; i += 4093) yield blob.subarray(i, i + 4093);
+    })(), async (c) => {
+      parts.push(Buffer.from(c));
+      await new Promise((resolve) => setImmediate(resolve));
+    }, { tocDigest });
+    expect(result.format).toBe('estargz');
+    expect(result.verified!.chunkDigestsChecked).toBe(result.verified!.chunks);
+    expect(Buffer.concat(parts).equals(zlib.gunzipSync(blob))).toBe(true);
+    expect(result.outputBytes).toBe(zlib.gunzipSync(blob).length);
+  });
 });

@@ -37,6 +37,32 @@ export interface MemberSink {
   memberEnd(compressedOffset: number, compressedLength: number, uncompressedLength: number): void;
 }
 
+/**
+ * Takes over the CRC32 checks (a worker reading the same output buffers): the bytes of each
+ * member in order, then its trailer's value. A mismatch must surface before the output is
+ * released; the decoder itself then no longer checks.
+ */
+export interface CrcOffload {
+  update(chunk: Buffer): void;
+  /** The member at `memberOffset` ended; its trailer (at `trailerOffset`) says `expected`. */
+  expect(memberOffset: number, trailerOffset: number, expected: number): void;
+}
+
+/** The message of a CRC mismatch, wherever it is found. */
+export function crcMismatch(memberOffset: number, trailerOffset: number, expected: number, actual: number): GzipFormatError {
+  return new GzipFormatError(`gzip member at ${memberOffset}: CRC32 mismatch (trailer ${(expected >>> 0).toString(16)}, data ${(actual >>> 0).toString(16)})`, trailerOffset);
+}
+
+/**
+ * Where the decoder inflates to when the caller owns the output (useOutput): `buffer[fill..]`,
+ * advancing `fill`. The caller swaps in another buffer when it runs full, so decoded bytes are
+ * written from where they were inflated, with no copy and no per-step garbage.
+ */
+export interface OutputSpace {
+  buffer: Buffer;
+  fill: number;
+}
+
 const FTEXT_MASK = 0xe0; // reserved FLG bits must be zero
 const FHCRC = 2;
 const FEXTRA = 4;
@@ -47,6 +73,8 @@ const MAX_HEADER = 1 << 20;
 const OUT_SIZE = 512 * 1024;
 
 type State = 'header' | 'body' | 'trailer';
+
+const EMPTY = Buffer.alloc(0);
 
 /** Parses a gzip member header; returns its length and FEXTRA, or undefined when more bytes are needed. */
 function parseHeader(b: Buffer, offset: number): { length: number; extra: Buffer | undefined } | undefined {
@@ -83,15 +111,20 @@ export class GzipMemberDecoder {
   private readonly stream: zlib.InflateRaw;
   private readonly handle: NativeHandle;
   private state: State = 'header';
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   /** Compressed bytes consumed so far (= offset of the next unread byte). */
   private position = 0;
   private memberOffset = 0;
   private memberOut = 0;
   private crc = 0;
+  /** Who checks the current member's CRC (undefined: we do), and who checks from the next one. */
+  private crcOffload: CrcOffload | undefined;
+  private crcOffloadNext: CrcOffload | undefined;
   /** The inflater consumed all input without filling its output: it may have reached the end. */
   private maybeEnded = false;
-  private readonly out = Buffer.allocUnsafe(OUT_SIZE);
+  /** Our own reused buffer, unless the caller supplies the output (useOutput). */
+  private space: OutputSpace = { buffer: Buffer.allocUnsafe(OUT_SIZE), fill: 0 };
+  private external = false;
   members = 0;
 
   constructor(sink: MemberSink) {
@@ -105,10 +138,33 @@ export class GzipMemberDecoder {
     return this.position;
   }
 
-  /** Feeds compressed bytes; synchronous, emits through the sink. */
-  push(chunk: Buffer): void {
-    let input = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = Buffer.alloc(0);
+  /**
+   * From now on inflate into `space` (shared with the caller, who swaps `space.buffer` when it is
+   * full). push() and end() then stop early when the space runs out.
+   */
+  useOutput(space: OutputSpace): void {
+    this.space = space;
+    this.external = true;
+  }
+
+  /**
+   * Hands the CRC32 checks to `offload` from the next member on (called from `memberStart`, it
+   * takes effect for the member starting then).
+   */
+  offloadCrc(offload: CrcOffload): void {
+    this.crcOffloadNext = offload;
+  }
+
+  /**
+   * Feeds compressed bytes; synchronous, emits through the sink. Returns how many bytes of
+   * `chunk` were consumed: all of them, unless a caller-supplied output space ran full first
+   * (then swap in room and push the rest).
+   */
+  push(chunk: Buffer): number {
+    const pendingBytes = this.pending.length;
+    const startPosition = this.position;
+    let input = pendingBytes > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    if (pendingBytes > 0) this.pending = EMPTY;
     let at = 0;
     while (at < input.length) {
       if (this.state === 'header') {
@@ -117,7 +173,7 @@ export class GzipMemberDecoder {
         if (!header) {
           if (rest.length > MAX_HEADER) throw new GzipFormatError('gzip header too long', this.position);
           this.pending = Buffer.from(rest);
-          return;
+          return chunk.length;
         }
         this.memberOffset = this.position;
         this.memberOut = 0;
@@ -125,6 +181,7 @@ export class GzipMemberDecoder {
         this.maybeEnded = false;
         this.stream.reset();
         this.sink.memberStart(this.memberOffset, header.extra);
+        this.crcOffload = this.crcOffloadNext;
         at += header.length;
         this.position += header.length;
         this.state = 'body';
@@ -132,11 +189,16 @@ export class GzipMemberDecoder {
         const consumed = this.inflate(input, at, false);
         at += consumed;
         this.position += consumed;
+        // Output full mid-member: the rest waits for room. (A body starts after any pending
+        // header bytes, so what was consumed lies in `chunk`.)
+        if (this.state === 'body' && this.external && this.space.fill === this.space.buffer.length) {
+          return this.position - startPosition - pendingBytes;
+        }
       } else {
         const rest = input.length - at;
         if (rest < 8) {
           this.pending = Buffer.from(input.subarray(at));
-          return;
+          return chunk.length;
         }
         this.checkTrailer(input, at);
         at += 8;
@@ -146,29 +208,45 @@ export class GzipMemberDecoder {
         at = 0;
       }
     }
+    return chunk.length;
   }
 
-  /** Runs the inflater on input[at..]; returns bytes consumed; switches to 'trailer' at the deflate end. */
+  /**
+   * Runs the inflater on input[at..]; returns bytes consumed; switches to 'trailer' at the deflate
+   * end. With a caller-supplied output it returns when the output is full.
+   */
   private inflate(input: Buffer, at: number, finish: boolean): number {
     let consumedTotal = 0;
+    const space = this.space;
     for (;;) {
+      if (!this.external) space.fill = 0;
       const inLen = input.length - at - consumedTotal;
-      const room = this.out.length;
-      this.handle.writeSync(finish ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH, input, at + consumedTotal, inLen, this.out, 0, room);
+      const out = space.buffer;
+      const start = space.fill;
+      const room = out.length - start;
+      this.handle.writeSync(finish ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH, input, at + consumedTotal, inLen, out, start, room);
       const failure = this.stream.errored;
       if (failure) throw new GzipFormatError(`corrupt deflate data in gzip member at ${this.memberOffset}: ${(failure as Error).message}`, this.position + consumedTotal);
-      const [availOut, availIn] = (this.stream as unknown as { _writeState: Uint32Array })._writeState as unknown as [number, number];
+      const state = (this.stream as unknown as { _writeState: Uint32Array })._writeState;
+      const availOut = state[0]!;
+      const availIn = state[1]!;
       const produced = room - availOut;
       const consumed = inLen - availIn;
       consumedTotal += consumed;
       if (produced > 0) {
-        const chunk = this.out.subarray(0, produced);
-        this.crc = zlib.crc32(chunk, this.crc);
+        const chunk = out.subarray(start, start + produced);
+        space.fill = start + produced;
+        if (this.crcOffload) this.crcOffload.update(chunk);
+        else this.crc = zlib.crc32(chunk, this.crc);
         this.memberOut += produced;
         this.maybeEnded = false;
         this.sink.data(chunk);
       }
-      if (availOut === 0) continue; // output full: more may come from the same input
+      if (availOut === 0) {
+        // Output full: more may come from the same input.
+        if (this.external) return consumedTotal;
+        continue;
+      }
       if (availIn > 0 || (this.maybeEnded && consumed === 0) || finish) {
         // Room left and input left over (or nothing taken after a suspected end): the deflate
         // stream ended. With `finish`, zlib has already failed unless the stream was complete.
@@ -184,9 +262,8 @@ export class GzipMemberDecoder {
   private checkTrailer(b: Buffer, at: number): void {
     const crc = b.readUInt32LE(at);
     const isize = b.readUInt32LE(at + 4);
-    if (crc !== this.crc >>> 0) {
-      throw new GzipFormatError(`gzip member at ${this.memberOffset}: CRC32 mismatch (trailer ${crc.toString(16)}, data ${(this.crc >>> 0).toString(16)})`, this.position);
-    }
+    if (this.crcOffload) this.crcOffload.expect(this.memberOffset, this.position, crc);
+    else if (crc !== this.crc >>> 0) throw crcMismatch(this.memberOffset, this.position, crc, this.crc);
     if (isize !== this.memberOut % 2 ** 32) {
       throw new GzipFormatError(`gzip member at ${this.memberOffset}: length mismatch (trailer ${isize}, data ${this.memberOut})`, this.position);
     }
@@ -194,11 +271,15 @@ export class GzipMemberDecoder {
     this.members++;
   }
 
-  /** End of input: the last member must be complete. */
-  end(): void {
+  /**
+   * End of input: the last member must be complete. Returns false when a caller-supplied output
+   * ran full first (swap in room and call again).
+   */
+  end(): boolean {
     if (this.state === 'body') {
       // The deflate stream may have ended exactly at the end of the input; Z_FINISH tells.
-      this.inflate(Buffer.alloc(0), 0, true);
+      this.inflate(EMPTY, 0, true);
+      if (this.state === 'body') return false;
     }
     if (this.state === 'trailer') {
       if (this.pending.length < 8) throw new GzipFormatError(`gzip member at ${this.memberOffset} is truncated (no trailer)`, this.position);
@@ -208,5 +289,6 @@ export class GzipMemberDecoder {
     }
     if (this.members === 0) throw new GzipFormatError('empty input: no gzip member', 0);
     this.stream.destroy();
+    return true;
   }
 }

@@ -9,8 +9,9 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import type { Writable } from 'node:stream';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.ts';
-import { growPipe } from '../zstd/pipe-size.ts';
+import { finished, openInput, openStdout } from '../zstd/io.ts';
 import { TOC_DIGEST_ENV } from './command.ts';
 import { UnpackError, unpackLayer, type UnpackResult } from './unpack.ts';
 
@@ -19,102 +20,8 @@ export interface RawUnpackOptions {
   logFile?: string;
 }
 
-const READ_SIZE = 1 << 20;
-/** Staging buffer for small output chunks (see StdoutWriter). */
-const STAGE_BYTES = 256 * 1024;
-
-function isEagain(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === 'EAGAIN';
-}
-
-/**
- * Reads fd 0 with read(2) in the thread pool; if the fd turns out non-blocking (EAGAIN), the
- * rest comes through process.stdin, which polls properly.
- */
-async function* readStdin(): AsyncGenerator<Buffer> {
-  // One buffer for every read: unpackLayer consumes a chunk before asking for the next.
-  const buf = Buffer.allocUnsafe(READ_SIZE);
-  for (;;) {
-    let n: number;
-    try {
-      n = await new Promise<number>((resolve, reject) => fs.read(0, buf, 0, READ_SIZE, null, (err, got) => (err ? reject(err) : resolve(got))));
-    } catch (err) {
-      if (!isEagain(err)) throw err;
-      for await (const chunk of process.stdin) yield chunk as Buffer;
-      return;
-    }
-    if (n === 0) return;
-    yield buf.subarray(0, n);
-  }
-}
-
-/**
- * Writes to fd 1 with blocking write(2) calls: no garbage, and the pipe's own backpressure paces
- * decoding. Small chunks (tar headers, small files: eStargz makes a gzip member per file) are
- * gathered into one staging buffer first, so a layer of small files does not cost a system call
- * each; large chunks go straight from the decoder's buffer. If fd 1 is non-blocking (EAGAIN), the
- * rest goes through process.stdout, which polls properly, as copies.
- */
-class StdoutWriter {
-  private useStream = false;
-  private draining: Promise<void> | undefined;
-  private readonly stage = Buffer.allocUnsafe(STAGE_BYTES);
-  private staged = 0;
-
-  write(chunk: Buffer): Promise<void> | undefined {
-    if (chunk.length < STAGE_BYTES / 4) {
-      if (this.staged + chunk.length > STAGE_BYTES) {
-        const wait = this.writeOut(this.stage.subarray(0, this.staged));
-        this.staged = 0;
-        chunk.copy(this.stage, 0);
-        this.staged = chunk.length;
-        return wait;
-      }
-      chunk.copy(this.stage, this.staged);
-      this.staged += chunk.length;
-      return undefined;
-    }
-    const first = this.flushStage();
-    const second = this.writeOut(chunk);
-    return first && second ? Promise.all([first, second]).then(() => undefined) : (first ?? second);
-  }
-
-  private flushStage(): Promise<void> | undefined {
-    if (this.staged === 0) return undefined;
-    const wait = this.writeOut(this.stage.subarray(0, this.staged));
-    this.staged = 0;
-    return wait;
-  }
-
-  private writeOut(chunk: Buffer): Promise<void> | undefined {
-    let offset = 0;
-    while (!this.useStream && offset < chunk.length) {
-      try {
-        offset += fs.writeSync(1, chunk, offset, chunk.length - offset);
-      } catch (err) {
-        if (!isEagain(err)) throw err;
-        this.useStream = true;
-      }
-    }
-    if (offset >= chunk.length) return undefined;
-    const ok = process.stdout.write(Buffer.from(chunk.subarray(offset)));
-    if (ok) return undefined;
-    // One 'drain' wait shared by every write until it fires.
-    this.draining ??= new Promise((resolve) =>
-      process.stdout.once('drain', () => {
-        this.draining = undefined;
-        resolve();
-      }),
-    );
-    return this.draining;
-  }
-
-  async flush(): Promise<void> {
-    await this.flushStage();
-    if (!this.useStream) return;
-    await new Promise<void>((resolve, reject) => process.stdout.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
-  }
-}
+/** Read and write size; also the pipe buffer asked for on stdin/stdout (openInput, openStdout). */
+const IO_BYTES = 1 << 20;
 
 /**
  * After a failure, keeps our stdout open briefly past our exit through a `sleep` that inherits
@@ -145,6 +52,11 @@ function logLine(file: string | undefined, fields: Record<string, string | numbe
   }
 }
 
+/** One write; the promise settles when `chunk`'s memory may be reused. */
+function writeTo(out: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => out.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
 export function parseTocDigest(value: string | undefined, source: string): string | undefined {
   if (value === undefined || value === '') return undefined;
   if (!/^sha256:[0-9a-f]{64}$/.test(value)) throw new CliError(`${source}: ${JSON.stringify(value)} is not a sha256:<64 hex> digest`, ExitCode.usage);
@@ -154,15 +66,16 @@ export function parseTocDigest(value: string | undefined, source: string): strin
 export async function runUnpack(raw: RawUnpackOptions): Promise<void> {
   const tocDigest = parseTocDigest(raw.tocDigest, '--toc-digest') ?? parseTocDigest(process.env[TOC_DIGEST_ENV], `$${TOC_DIGEST_ENV}`);
   const mediaType = process.env.STREAM_PROCESSOR_MEDIATYPE;
-  // 1 MiB pipe buffers: a 64 KiB pipe makes every 512 KiB output chunk wait for the reader 8 times.
-  growPipe(0, 1 << 20);
-  growPipe(1, 1 << 20);
-  const out = new StdoutWriter();
+  // outrigger-zstd's I/O: read(2)/write(2) in the thread pool on reused buffers, alternating
+  // reads so the next one runs while this one decodes, 1 MiB pipe buffers (pipe-size.ts).
+  const input = openInput('-', IO_BYTES);
+  const out = openStdout(IO_BYTES);
   const started = performance.now();
   let result: UnpackResult;
   try {
-    result = await unpackLayer(readStdin(), (chunk) => out.write(chunk), { tocDigest });
-    await out.flush();
+    result = await unpackLayer(input.chunks, (chunk) => writeTo(out, chunk), { tocDigest });
+    out.end();
+    await finished(out);
   } catch (err) {
     lingerStdout();
     const message = err instanceof Error ? err.message : String(err);

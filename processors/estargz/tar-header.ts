@@ -63,11 +63,31 @@ export class TarFormatError extends Error {
   }
 }
 
-function cString(block: Uint8Array, start: number, length: number): Buffer {
-  const field = Buffer.from(block.buffer, block.byteOffset + start, length);
-  const end = field.indexOf(0);
-  return Buffer.from(end === -1 ? field : field.subarray(0, end));
+// These two run for every header of every layer the processor passes, so they scan bytes
+// in place instead of making Buffer views and strings.
+function cStringEnd(block: Uint8Array, start: number, length: number): number {
+  let end = start;
+  while (end < start + length && block[end] !== 0) end++;
+  return end;
 }
+
+/** A copy from Buffer's pool (not an ArrayBuffer of its own per field: cheaper to make and to collect). */
+function cString(block: Buffer, start: number, length: number): Buffer {
+  const end = cStringEnd(block, start, length);
+  if (end === start) return EMPTY;
+  const out = Buffer.allocUnsafe(end - start);
+  block.copy(out, 0, start, end);
+  return out;
+}
+
+function cText(block: Buffer, start: number, length: number): string {
+  const end = cStringEnd(block, start, length);
+  return end === start ? '' : block.toString('utf8', start, end);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+const isPad = (c: number): boolean => c === 0 || c === 0x20;
 
 /** Octal (space/NUL terminated) or GNU base-256 numeric field. */
 function numeric(block: Uint8Array, start: number, length: number, what: string, offset: number): number {
@@ -79,10 +99,20 @@ function numeric(block: Uint8Array, start: number, length: number, what: string,
     if (!Number.isSafeInteger(value)) throw new TarFormatError(`${what} too large`, offset);
     return value;
   }
-  const text = Buffer.from(block.buffer, block.byteOffset + start, length).toString('latin1').replace(/[\0 ]+$/, '').replace(/^[ \0]+/, '');
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarFormatError(`bad octal ${what} ${JSON.stringify(text)}`, offset);
-  return parseInt(text, 8);
+  let from = start;
+  let to = start + length;
+  while (to > from && isPad(block[to - 1]!)) to--;
+  while (from < to && isPad(block[from]!)) from++;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const digit = block[i]! - 0x30;
+    if (digit < 0 || digit > 7) {
+      const text = Buffer.from(block.buffer, block.byteOffset + from, to - from).toString('latin1');
+      throw new TarFormatError(`bad octal ${what} ${JSON.stringify(text)}`, offset);
+    }
+    value = value * 8 + digit;
+  }
+  return value;
 }
 
 export function isZeroBlock(block: Uint8Array): boolean {
@@ -134,11 +164,12 @@ export interface RawHeader {
   devMinor: number;
 }
 
-export function decodeRawHeader(block: Uint8Array, offset: number): RawHeader {
+export function decodeRawHeader(view: Uint8Array, offset: number): RawHeader {
+  const block = Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.length);
   if (!checksumOk(block, offset)) throw new TarFormatError('tar header checksum mismatch', offset);
   let name = cString(block, 0, 100);
-  const magic = Buffer.from(block.buffer, block.byteOffset + 257, 6).toString('latin1');
-  if (magic === 'ustar\0') {
+  const ustar = block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72;
+  if (ustar && block[262] === 0) {
     const prefix = cString(block, 345, 155);
     if (prefix.length > 0) name = Buffer.concat([prefix, Buffer.from('/'), name]);
   }
@@ -151,10 +182,10 @@ export function decodeRawHeader(block: Uint8Array, offset: number): RawHeader {
     gid: numeric(block, 116, 8, 'gid', offset),
     size: numeric(block, 124, 12, 'size', offset),
     mtime: numeric(block, 136, 12, 'mtime', offset),
-    uname: cString(block, 265, 32).toString('utf8'),
-    gname: cString(block, 297, 32).toString('utf8'),
-    devMajor: magic.startsWith('ustar') ? numeric(block, 329, 8, 'devmajor', offset) : 0,
-    devMinor: magic.startsWith('ustar') ? numeric(block, 337, 8, 'devminor', offset) : 0,
+    uname: cText(block, 265, 32),
+    gname: cText(block, 297, 32),
+    devMajor: ustar ? numeric(block, 329, 8, 'devmajor', offset) : 0,
+    devMinor: ustar ? numeric(block, 337, 8, 'devminor', offset) : 0,
   };
 }
 

@@ -81,7 +81,8 @@ export class TarWalker {
   constructor(digests: Digests = new SyncDigests()) {
     this.digests = digests;
   }
-  private tocParts: Buffer[] | undefined;
+  /** The TOC entry's content as it arrives: one buffer of its size (a TOC can be tens of MB). */
+  private tocParts: { buffer: Buffer; fill: number } | undefined;
   private tocHeaderAt = 0;
 
   memberBegins(compressedOffset: number): void {
@@ -154,7 +155,10 @@ export class TarWalker {
             if (this.whole) this.digests.updateAll([this.whole, this.segment.hash], part);
             else this.segment.hash.update(part);
           }
-          if (this.tocParts) this.tocParts.push(Buffer.from(part));
+          if (this.tocParts) {
+            part.copy(this.tocParts.buffer, this.tocParts.fill);
+            this.tocParts.fill += part.length;
+          }
           this.remaining -= take;
           at += take;
           this.pos += take;
@@ -251,7 +255,7 @@ export class TarWalker {
       if (size > MAX_TOC_BYTES) {
         this.tocParts = undefined;
       } else {
-        this.tocParts = [];
+        this.tocParts = { buffer: Buffer.allocUnsafeSlow(size), fill: 0 };
         this.tocHeaderAt = entry.headerOffset;
       }
     }
@@ -300,7 +304,7 @@ export class TarWalker {
       this.whole = undefined;
     }
     if (this.tocParts) {
-      this.toc = { content: Buffer.concat(this.tocParts), headerOffset: this.tocHeaderAt };
+      this.toc = { content: this.tocParts.buffer, headerOffset: this.tocHeaderAt };
       this.tocParts = undefined;
     }
     this.current = undefined;

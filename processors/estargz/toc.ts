@@ -90,21 +90,38 @@ export class TocError extends Error {
   }
 }
 
-function lowerKeys(value: Record<string, unknown>): Record<string, unknown> {
+/** Keys as Go's writer spells them (encoding/json matches keys case-insensitively). */
+const ENTRY_KEYS = new Set(['name', 'type', 'size', 'modtime', 'linkName', 'mode', 'uid', 'gid', 'userName', 'groupName', 'offset', 'innerOffset', 'devMajor', 'devMinor', 'xattrs', 'digest', 'chunkOffset', 'chunkSize', 'chunkDigest', 'NumLink']);
+
+/**
+ * The object with lower-cased keys. Entries that use only the writer's spelling (every entry of
+ * every layer we have seen) are read in place instead: a TOC has an entry per file and chunk.
+ */
+function lowerKeys(value: Record<string, unknown>): { get(key: string): unknown } {
+  let canonical = true;
+  for (const k in value) {
+    if (!ENTRY_KEYS.has(k)) {
+      canonical = false;
+      break;
+    }
+  }
+  if (canonical) return { get: (key) => value[key] };
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k.toLowerCase()] = v;
-  return out;
+  return { get: (key) => out[key.toLowerCase()] };
 }
 
-function optionalInt(obj: Record<string, unknown>, key: string, index: number): number | undefined {
-  const v = obj[key.toLowerCase()];
+type Fields = { get(key: string): unknown };
+
+function optionalInt(obj: Fields, key: string, index: number): number | undefined {
+  const v = obj.get(key);
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TocError(`TOC entry ${index}: ${key} is not a non-negative integer`);
   return v;
 }
 
-function optionalString(obj: Record<string, unknown>, key: string, index: number): string | undefined {
-  const v = obj[key.toLowerCase()];
+function optionalString(obj: Fields, key: string, index: number): string | undefined {
+  const v = obj.get(key);
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new TocError(`TOC entry ${index}: ${key} is not a string`);
   return v;
@@ -122,14 +139,16 @@ export function parseToc(json: Buffer): Toc {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new TocError('TOC is not a JSON object');
   const top = lowerKeys(doc as Record<string, unknown>);
-  if (top.version !== 1) throw new TocError(`TOC version ${JSON.stringify(top.version)} is not supported (want 1)`);
-  if (!Array.isArray(top.entries)) throw new TocError('TOC has no entries array');
-  const entries = top.entries.map((raw: unknown, index: number): TocEntry => {
+  const version = top.get('version');
+  const list = top.get('entries');
+  if (version !== 1) throw new TocError(`TOC version ${JSON.stringify(version)} is not supported (want 1)`);
+  if (!Array.isArray(list)) throw new TocError('TOC has no entries array');
+  const entries = list.map((raw: unknown, index: number): TocEntry => {
     if (typeof raw !== 'object' || raw === null) throw new TocError(`TOC entry ${index} is not an object`);
     const o = lowerKeys(raw as Record<string, unknown>);
     const type = optionalString(o, 'type', index);
     if (type === undefined || !TYPES.has(type)) throw new TocError(`TOC entry ${index}: unknown type ${JSON.stringify(type)}`);
-    const xattrsRaw = o.xattrs;
+    const xattrsRaw = o.get('xattrs');
     let xattrs: Record<string, string> | undefined;
     if (xattrsRaw !== undefined && xattrsRaw !== null) {
       if (typeof xattrsRaw !== 'object' || Array.isArray(xattrsRaw)) throw new TocError(`TOC entry ${index}: xattrs is not an object`);

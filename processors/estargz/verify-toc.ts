@@ -65,16 +65,18 @@ export function verifyToc(toc: Toc, walked: readonly WalkedEntry[], memberStarts
     if (entry.type === 'chunk') throw new VerifyError(`${describe(entry, i)}: a chunk entry without a regular file before it`);
     const tar = walked[w];
     if (!tar) throw new VerifyError(`${describe(entry, i)}: the tar stream has no entry for it (only ${walked.length} entries before the TOC)`);
-    const where = `${describe(entry, i)} (tar offset ${tar.headerOffset})`;
+    // Built only for a message: this loop runs for every entry of every layer.
+    const index = i;
+    const where = (): string => `${describe(entry, index)} (tar offset ${tar.headerOffset})`;
     const tarName = utf8OrUndefined(tar.name);
     if (tarName !== undefined && tarName !== entry.name) {
-      throw new VerifyError(`${where}: the tar entry there is named ${JSON.stringify(tarName)}`);
+      throw new VerifyError(`${where()}: the tar entry there is named ${JSON.stringify(tarName)}`);
     }
-    if (tar.type !== entry.type) throw new VerifyError(`${where}: type ${entry.type} in the TOC, ${tar.type} in the tar`);
+    if (tar.type !== entry.type) throw new VerifyError(`${where()}: type ${entry.type} in the TOC, ${tar.type} in the tar`);
     if (entry.type === 'symlink' || entry.type === 'hardlink') {
       const link = utf8OrUndefined(tar.linkName);
       if (link !== undefined && link !== (entry.linkName ?? '')) {
-        throw new VerifyError(`${where}: link target ${JSON.stringify(entry.linkName ?? '')} in the TOC, ${JSON.stringify(link)} in the tar`);
+        throw new VerifyError(`${where()}: link target ${JSON.stringify(entry.linkName ?? '')} in the TOC, ${JSON.stringify(link)} in the tar`);
       }
     }
     i++;
@@ -83,14 +85,14 @@ export function verifyToc(toc: Toc, walked: readonly WalkedEntry[], memberStarts
     if (entry.type !== 'reg') continue;
     summary.files++;
     const size = entry.size ?? 0;
-    if (size !== tar.size) throw new VerifyError(`${where}: size ${size} in the TOC, ${tar.size} in the tar`);
+    if (size !== tar.size) throw new VerifyError(`${where()}: size ${size} in the TOC, ${tar.size} in the tar`);
     if (size === 0) {
-      if (entry.digest !== undefined && entry.digest !== EMPTY_SHA256) throw new VerifyError(`${where}: empty file with digest ${entry.digest}`);
+      if (entry.digest !== undefined && entry.digest !== EMPTY_SHA256) throw new VerifyError(`${where()}: empty file with digest ${entry.digest}`);
       continue;
     }
-    if (tar.digest === undefined) throw new VerifyError(`${where}: internal: the file's content was not hashed`);
+    if (tar.digest === undefined) throw new VerifyError(`${where()}: internal: the file's content was not hashed`);
     if (entry.digest !== undefined && entry.digest !== tar.digest) {
-      throw new VerifyError(`${where}: file digest mismatch: TOC says ${entry.digest}, content is ${tar.digest}`);
+      throw new VerifyError(`${where()}: file digest mismatch: TOC says ${entry.digest}, content is ${tar.digest}`);
     }
     // The file's pieces: the reg entry itself, then its chunk entries.
     const group: Array<{ entry: TocEntry; index: number }> = [{ entry, index: at }];
@@ -115,7 +117,7 @@ export function verifyToc(toc: Toc, walked: readonly WalkedEntry[], memberStarts
       // A single piece whose chunkSize differs from the size is still a whole file when nothing
       // follows (Go: a reg entry counts as chunked only if 0 < chunkSize < size).
       const only = pieces.length === 1 && pieces[0]!.entry.chunkSize !== undefined && pieces[0]!.entry.chunkSize >= size;
-      if (!only) throw new VerifyError(`${where}: chunks end at ${expect}, the file has ${size} bytes`);
+      if (!only) throw new VerifyError(`${where()}: chunks end at ${expect}, the file has ${size} bytes`);
       pieces[0]!.end = size;
     }
     for (const p of pieces) {
@@ -131,21 +133,21 @@ export function verifyToc(toc: Toc, walked: readonly WalkedEntry[], memberStarts
 }
 
 function checkPiece(p: Piece, tar: WalkedEntry, memberStarts: ReadonlyMap<number, number>, summary: VerifySummary, hasFileDigest: boolean): void {
-  const label = `${describe(p.entry, p.index)} chunk at file offset ${p.start} (TOC offset ${p.entry.offset ?? 'none'})`;
-  if (p.entry.offset === undefined) throw new VerifyError(`${label}: no offset`);
+  const label = (): string => `${describe(p.entry, p.index)} chunk at file offset ${p.start} (TOC offset ${p.entry.offset ?? 'none'})`;
+  if (p.entry.offset === undefined) throw new VerifyError(`${label()}: no offset`);
   const memberStart = memberStarts.get(p.entry.offset);
-  if (memberStart === undefined) throw new VerifyError(`${label}: no gzip member starts at compressed offset ${p.entry.offset}`);
+  if (memberStart === undefined) throw new VerifyError(`${label()}: no gzip member starts at compressed offset ${p.entry.offset}`);
   if (memberStart + (p.entry.innerOffset ?? 0) !== tar.payloadOffset + p.start) {
-    throw new VerifyError(`${label}: offset/innerOffset point at uncompressed byte ${memberStart + (p.entry.innerOffset ?? 0)}, the chunk is at ${tar.payloadOffset + p.start}`);
+    throw new VerifyError(`${label()}: offset/innerOffset point at uncompressed byte ${memberStart + (p.entry.innerOffset ?? 0)}, the chunk is at ${tar.payloadOffset + p.start}`);
   }
   const segment: Segment | undefined = tar.segments.find((s) => s.fileOffset === p.start && s.length === p.end - p.start);
   if (p.entry.chunkDigest === undefined || segment === undefined) {
-    if (!hasFileDigest) throw new VerifyError(`${label}: neither a checkable chunkDigest nor a file digest`);
+    if (!hasFileDigest) throw new VerifyError(`${label()}: neither a checkable chunkDigest nor a file digest`);
     summary.chunksCoveredByFileDigest++;
     return;
   }
   if (segment.digest !== p.entry.chunkDigest) {
-    throw new VerifyError(`${label}: chunk digest mismatch: TOC says ${p.entry.chunkDigest}, content is ${segment.digest}`);
+    throw new VerifyError(`${label()}: chunk digest mismatch: TOC says ${p.entry.chunkDigest}, content is ${segment.digest}`);
   }
   summary.chunkDigestsChecked++;
 }
