@@ -1,24 +1,21 @@
 /**
- * The long-running shim: child subreaper, the Task service on its socket (both service names),
- * events to $TTRPC_ADDRESS, its log on the bundle's FIFO. It binds the socket itself (`start`
- * passes -socket) and reports over fd 3 (bootstrap/readiness.ts). If the socket is taken by a
- * live shim of the same group it reports `exists` and leaves; a stale socket is removed.
- * It ends on Shutdown with no container left, or on SIGTERM/SIGINT.
+ * The long-running shim. It becomes child subreaper, binds its socket itself (`start` passes
+ * -socket) and reports over fd 3 (bootstrap/readiness.ts) as soon as the socket accepts
+ * connections, and only then loads the Task service, the ttrpc server with its protobuf
+ * schemas, the event publisher and the log (./serve-task-api.ts). That way `start` exits and
+ * containerd dials and sends Create while this process is still initialising: connections that
+ * arrive meanwhile wait, paused, and are handed to the server once it is ready.
+ * If the socket is taken by a live shim of the same group it reports `exists` and leaves; a
+ * stale socket is removed.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { registerTaskService } from '../../src/api/task-service.ts';
-import { ChildReaper } from '../../src/sys/child-reaper.ts';
 import { setChildSubreaper } from '../../src/sys/subreaper.ts';
-import { TtrpcServer } from '../../src/ttrpc/server.ts';
 import { encodeReadiness, READINESS_FD } from './bootstrap/readiness.ts';
 import type { Readiness } from './bootstrap/readiness.ts';
-import { socketAnswers } from './bootstrap/start.ts';
-import { TtrpcEventPublisher } from './events/publisher.ts';
+import { socketAnswers } from './bootstrap/socket-probe.ts';
 import type { ShimFlags } from './flags.ts';
-import { openShimLog } from './log.ts';
-import type { Logger } from './log.ts';
-import { TaskService } from './service/task-service.ts';
 
 function report(r: Readiness): void {
   try {
@@ -29,31 +26,49 @@ function report(r: Readiness): void {
   }
 }
 
-async function bind(server: TtrpcServer, socket: string, log: Logger): Promise<'listening' | 'exists'> {
+function listen(listener: net.Server, socket: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(socket, () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+type Bound = { readonly state: 'listening'; readonly listener: net.Server } | { readonly state: 'exists' };
+
+/**
+ * Binds `socket` (owner-only, like Go's NewSocket). Accepted connections stay paused until the
+ * server reads them. Notes for the log, which is not open yet, go to `notes`.
+ */
+async function bind(socket: string, notes: string[]): Promise<Bound> {
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
   for (let attempt = 0; attempt < 3; attempt++) {
+    const listener = net.createServer({ pauseOnConnect: true });
     try {
-      await server.listen(socket);
-      return 'listening';
+      await listen(listener, socket);
     } catch (err) {
-      if (!/EADDRINUSE/.test(String(err))) throw err;
-      if (await socketAnswers(socket)) return 'exists';
-      log.warn({ socket }, 'removing stale shim socket');
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new Error(`listen on ${socket}: ${String(err)}`, { cause: err });
+      if (await socketAnswers(socket)) return { state: 'exists' };
+      notes.push(`removed stale shim socket ${socket}`);
       fs.rmSync(socket, { force: true });
+      continue;
     }
+    // Connections are only accepted once the event loop polls, after this chmod.
+    try {
+      fs.chmodSync(socket, 0o600);
+    } catch (err) {
+      listener.close();
+      throw new Error(`chmod 0600 ${socket}: ${String(err)}`, { cause: err });
+    }
+    return { state: 'listening', listener };
   }
   throw new Error(`cannot bind ${socket}: it keeps being taken`);
 }
 
 export async function runDaemon(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
-  const log = openShimLog(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id });
-  process.on('uncaughtException', (err) => {
-    log.fatal({ err }, 'uncaught exception');
-    process.exit(1);
-  });
-  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-
   try {
     setChildSubreaper(true);
   } catch (err) {
@@ -61,58 +76,43 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const reaper = new ChildReaper();
-  const ttrpcAddress = process.env.TTRPC_ADDRESS ?? '';
-  if (ttrpcAddress === '') log.warn('TTRPC_ADDRESS is not set; events cannot be published');
-  const events = new TtrpcEventPublisher(ttrpcAddress, flags.namespace, log);
-  const server = new TtrpcServer({
-    logger: {
-      warn: (fields, message) => log.warn(fields, message),
-      error: (fields, message) => log.error(fields, message),
-    },
-  });
-
-  let stopping = false;
-  const stop = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ why }, 'shim shutting down');
-    void (async () => {
-      await events.flush(5_000);
-      events.close();
-      await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
-      await server.close();
-      reaper.close();
-      process.exit(0);
-    })();
-  };
-
-  const service = new TaskService({
-    namespace: flags.namespace,
-    reaper,
-    events,
-    log,
-    // After the Shutdown response is on its way.
-    onShutdown: () => setImmediate(() => stop('Shutdown RPC with no containers left')),
-  });
-  registerTaskService(server, service.impl());
-
-  let bound: 'listening' | 'exists';
+  const notes: string[] = [];
+  let bound: Bound;
   try {
-    bound = await bind(server, flags.socket, log);
+    bound = await bind(flags.socket, notes);
   } catch (err) {
     report({ state: 'failed', error: err instanceof Error ? err.message : String(err) });
     process.exitCode = 1;
     return;
   }
-  if (bound === 'exists') {
-    log.info({ socket: flags.socket }, 'a shim for this group already serves the socket');
+  if (bound.state === 'exists') {
     report({ state: 'exists' });
-    reaper.close();
+    const { openShimLog } = await import('./log.ts');
+    openShimLog(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id }).info({ socket: flags.socket }, 'a shim for this group already serves the socket');
     return;
   }
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ socket: flags.socket, ttrpcAddress, startupMs: Math.round(performance.now()) }, 'shim listening');
+  const { listener } = bound;
+  const waiting: net.Socket[] = [];
+  const hold = (s: net.Socket) => waiting.push(s);
+  listener.on('connection', hold);
+  // Node only installs a signal handler once a listener exists. Until the service's own
+  // handlers are in, a SIGTERM would kill the process the default way and leave the socket file
+  // behind; with a listener it waits for the next turn of the event loop, after the loading
+  // below, and reaches the service's graceful stop.
+  const untilServing = () => undefined;
+  process.on('SIGTERM', untilServing);
+  process.on('SIGINT', untilServing);
+  const reportedMs = performance.now();
   report({ state: 'listening' });
+
+  const { serveTaskApi } = await import('./serve-task-api.ts');
+  const log = serveTaskApi({ flags, bundle, listener, notes, reportedMs });
+  listener.off('connection', hold);
+  process.off('SIGTERM', untilServing);
+  process.off('SIGINT', untilServing);
+  // The server has its handlers on every new connection now (it registered first); resume
+  // them, and hand over the ones that arrived while it loaded.
+  listener.on('connection', (s: net.Socket) => s.resume());
+  if (waiting.length > 0) log.debug({ connections: waiting.length }, 'connections made while the service loaded handed over');
+  for (const s of waiting.splice(0)) listener.emit('connection', s);
 }

@@ -4,10 +4,8 @@
  * every failure to a one-line message and a non-zero status.
  */
 import { isSea } from 'node:sea';
-import { CommanderError } from 'commander';
 import { CliError, ExitCode } from './exit-codes.ts';
 import { resolveInvocation, TOOL_NAME } from './invocation.ts';
-import { buildProgram, exitCodeOf } from './program.ts';
 
 /**
  * Inside a SEA, argv is [execPath, invokedName, ...args]; from source it is
@@ -19,14 +17,37 @@ function invokedName(): string {
   return process.env.OUTRIGGER_ARGV0 ?? TOOL_NAME;
 }
 
-async function main(): Promise<number> {
-  const invocation = resolveInvocation(invokedName(), process.argv.slice(2));
-  const program = buildProgram();
+/**
+ * containerd runs the shim binary for `start`, the daemon and `delete` of every task, and waits
+ * for each. The shim parses its Go-style flags itself, so those runs skip commander and the
+ * command tree (every tool's define module) and load only the shim's code. `--help` still goes
+ * through commander for the command's help text; `--` keeps commander's handling.
+ */
+function isDirectShimRun(args: readonly string[]): boolean {
+  return args[0] === 'shim' && !args.includes('--help') && !args.includes('--');
+}
+
+async function runCommandTree(args: readonly string[]): Promise<number> {
+  const [{ CommanderError }, { buildProgram, exitCodeOf }] = await Promise.all([import('commander'), import('./program.ts')]);
   try {
-    await program.parseAsync([...invocation.args], { from: 'user' });
+    await buildProgram().parseAsync([...args], { from: 'user' });
     return ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) return exitCodeOf(err);
+    throw err;
+  }
+}
+
+async function main(): Promise<number> {
+  const invocation = resolveInvocation(invokedName(), process.argv.slice(2));
+  try {
+    if (isDirectShimRun(invocation.args)) {
+      const { runShim } = await import('../../shims/outrigger-v2/main.ts');
+      await runShim(invocation.args.slice(1));
+      return ExitCode.ok;
+    }
+    return await runCommandTree(invocation.args);
+  } catch (err) {
     if (err instanceof CliError) {
       process.stderr.write(`${TOOL_NAME}: ${err.message}\n`);
       return err.exitCode;

@@ -8,13 +8,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { timestampNow } from '../../../src/api/timestamp.ts';
 import type { ShimFlags } from '../flags.ts';
 import { OciRuntime } from '../runtime/oci-runtime.ts';
-import { DEFAULT_OPTIONS, isRuntimeOptions, OPTIONS_FILE } from '../runtime/options.ts';
-import type { RuntimeOptions } from '../runtime/options.ts';
+import { DEFAULT_OPTIONS, isRuntimeOptions, OPTIONS_FILE } from '../runtime/saved-options.ts';
+import type { RuntimeOptions } from '../runtime/saved-options.ts';
 import { unmountRootfs } from '../runtime/rootfs.ts';
-import { deleteOutput } from './handshake.ts';
+import { encodeDeleteResponse, epochNow } from './delete-response.ts';
 
 /** uint32(-1): what the Go shim reports when init.pid cannot be read. */
 const UNKNOWN_PID = 0xffffffff;
@@ -51,5 +50,5 @@ export async function runDelete(flags: ShimFlags): Promise<void> {
   } catch {
     // the bundle or the pid file is gone: report the unknown pid, as Go does
   }
-  process.stdout.write(deleteOutput({ pid, exitStatus: SIGKILL_STATUS, exitedAt: timestampNow() }));
+  process.stdout.write(encodeDeleteResponse({ pid, exitStatus: SIGKILL_STATUS, exitedAt: epochNow() }));
 }

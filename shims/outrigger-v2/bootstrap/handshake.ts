@@ -10,12 +10,13 @@
  *   which selects containerd.task.v2.Task (we serve v3 too). No newline, nothing else.
  * - stdout of `delete`: a binary DeleteResponse, no framing.
  */
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import { AnySchema } from '@bufbuild/protobuf/wkt';
-import type { Any, Timestamp } from '@bufbuild/protobuf/wkt';
+import type { Any } from '@bufbuild/protobuf/wkt';
 import { BootstrapParamsSchema } from '../../../src/api/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.ts';
 import type { BootstrapParams } from '../../../src/api/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.ts';
-import { DeleteResponseSchema } from '../../../src/api/gen/containerd/task/v2/shim_pb.ts';
+import { encodeDeleteResponse } from './delete-response.ts';
+import type { DeleteResult } from './delete-response.ts';
 
 export interface StartInput {
   /** Runtime options as containerd sent them (absent when it sent none). */
@@ -57,13 +58,9 @@ function looksLikeBootstrap(p: BootstrapParams, expect: { readonly id: string; r
   return p.containerdTtrpcAddress !== '' || p.containerdGrpcAddress !== '' || p.extensions.length > 0 || p.containerdVersion !== '';
 }
 
-/** What `start` prints: the bare address (no newline; containerd trims whitespace anyway). */
-export function startOutput(address: string): Uint8Array {
-  if (!address.startsWith('unix://')) throw new Error(`shim start: address ${address} lacks unix:// (containerd would dial an abstract socket)`);
-  return new TextEncoder().encode(address);
-}
+export { startOutput } from './start-output.ts';
 
-/** What `delete` prints: the DeleteResponse containerd decodes. */
-export function deleteOutput(response: { pid: number; exitStatus: number; exitedAt: Timestamp }): Uint8Array {
-  return toBinary(DeleteResponseSchema, create(DeleteResponseSchema, response));
+/** What `delete` prints: the DeleteResponse containerd decodes (encoded without the protobuf runtime). */
+export function deleteOutput(response: DeleteResult): Uint8Array {
+  return encodeDeleteResponse(response);
 }

@@ -5,9 +5,9 @@
  * grouping annotation present in the bundle's config.json, else the task id, so every
  * container of one CRI sandbox reaches the same shim process (§2.7).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 
 export const SOCKET_DIR = '/run/containerd/s';
 

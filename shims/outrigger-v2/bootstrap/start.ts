@@ -13,10 +13,12 @@ import net from 'node:net';
 import { CliError } from '../../../src/cli/exit-codes.ts';
 import type { ShimFlags } from '../flags.ts';
 import { writeAddressFile, writeShimPidFile } from './address-file.ts';
-import { parseStartInput, startOutput } from './handshake.ts';
+import type { StartInput } from './handshake.ts';
 import { decodeReadiness, READINESS_FD } from './readiness.ts';
 import type { Readiness } from './readiness.ts';
 import { selfCommand } from './self-command.ts';
+import { socketAnswers } from './socket-probe.ts';
+import { startOutput } from './start-output.ts';
 import { groupingKey, readBundleAnnotations, socketAddress, socketPath } from './socket-address.ts';
 
 const DAEMON_READY_TIMEOUT_MS = 20_000;
@@ -29,26 +31,6 @@ function readAllStdin(): Uint8Array {
     if (code === 'EAGAIN' || code === 'EISDIR' || code === 'ENXIO') return new Uint8Array();
     throw err;
   }
-}
-
-/** True when something accepts connections on `path`. */
-export function socketAnswers(path: string, timeoutMs = 2_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createConnection({ path });
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
 }
 
 function spawnDaemon(flags: ShimFlags, bundle: string, socket: string, env: NodeJS.ProcessEnv): Promise<{ readiness: Readiness; pid: number | undefined }> {
@@ -98,9 +80,19 @@ function adjustOomScore(pid: number): void {
   }
 }
 
+/** containerd's options from stdin; the protobuf code loads only when there are any. */
+async function readStartInput(flags: ShimFlags): Promise<StartInput> {
+  const bytes = readAllStdin();
+  if (bytes.length === 0) return { options: undefined, bootstrap: undefined };
+  const { parseStartInput } = await import('./handshake.ts');
+  return parseStartInput(bytes, { id: flags.id, namespace: flags.namespace });
+}
+
+export { socketAnswers } from './socket-probe.ts';
+
 export async function runStart(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
-  const input = parseStartInput(readAllStdin(), { id: flags.id, namespace: flags.namespace });
+  const input = await readStartInput(flags);
   const env = { ...process.env };
   const ttrpcFromBootstrap = input.bootstrap?.containerdTtrpcAddress;
   if (!env.TTRPC_ADDRESS && ttrpcFromBootstrap) env.TTRPC_ADDRESS = ttrpcFromBootstrap;

@@ -8,8 +8,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { rootFor } from './options.ts';
-import type { RuntimeOptions } from './options.ts';
+import { rootFor } from './saved-options.ts';
+import type { RuntimeOptions } from './saved-options.ts';
 
 export class OciRuntimeError extends Error {
   readonly containerId: string;

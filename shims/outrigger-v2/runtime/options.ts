@@ -13,40 +13,11 @@ import { OptionsSchema as RuncOptionsSchema } from '../../../src/api/gen/contain
 import { OptionsSchema as RuntimeOptionsSchema } from '../../../src/api/gen/runtimeoptions/v1/api_pb.ts';
 import { anyIs, unpackAny } from '../../../src/api/typeurl.ts';
 import { parseFlatToml } from './flat-toml.ts';
+import { DEFAULT_OPTIONS, DEFAULT_RUNTIME_BINARY } from './saved-options.ts';
+import type { RuntimeOptions } from './saved-options.ts';
 
-export interface RuntimeOptions {
-  readonly binaryName: string;
-  /** runc --root; empty means the per-namespace default. */
-  readonly root: string;
-  readonly systemdCgroup: boolean;
-  readonly noPivotRoot: boolean;
-  readonly noNewKeyring: boolean;
-  readonly ioUid: number;
-  readonly ioGid: number;
-  readonly shimCgroup: string;
-}
-
-/** The daemon saves the options here in the bundle for `delete`. */
-export const OPTIONS_FILE = 'options.json';
-
-export const DEFAULT_RUNTIME_BINARY = 'runc';
-/** runc's state for containerd's tasks lives here whatever containerd's own state dir is. */
-export const DEFAULT_ROOT_BASE = '/run/containerd/runc';
-
-export const DEFAULT_OPTIONS: RuntimeOptions = {
-  binaryName: DEFAULT_RUNTIME_BINARY,
-  root: '',
-  systemdCgroup: false,
-  noPivotRoot: false,
-  noNewKeyring: false,
-  ioUid: 0,
-  ioGid: 0,
-  shimCgroup: '',
-};
-
-export function rootFor(options: RuntimeOptions, namespace: string): string {
-  return `${options.root === '' ? DEFAULT_ROOT_BASE : options.root}/${namespace}`;
-}
+export { DEFAULT_OPTIONS, DEFAULT_ROOT_BASE, DEFAULT_RUNTIME_BINARY, isRuntimeOptions, OPTIONS_FILE, rootFor } from './saved-options.ts';
+export type { RuntimeOptions } from './saved-options.ts';
 
 export function runtimeOptionsFromAny(any: Any | undefined): RuntimeOptions {
   if (any === undefined || any.typeUrl === '') return DEFAULT_OPTIONS;
@@ -114,10 +85,4 @@ export function optionsFromToml(text: string, source: string): RuntimeOptions {
     ioGid: int('iogid'),
     shimCgroup: str('shimcgroup', ''),
   };
-}
-
-export function isRuntimeOptions(value: unknown): value is RuntimeOptions {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return typeof v.binaryName === 'string' && typeof v.root === 'string' && typeof v.systemdCgroup === 'boolean';
 }
