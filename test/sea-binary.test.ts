@@ -62,6 +62,17 @@ describe('dist/bin/outrigger', () => {
     expect(r.stderr).toBe('');
   });
 
+  it('ends quietly when the reader of its help closes early (`outrigger zstd --help | head -c 10`)', () => {
+    const script = `"${builtBinary()}" zstd --help 2>"$ERR" | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`;
+    for (let round = 0; round < 3; round++) {
+      const errFile = path.join(fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'epipe-')), 'stderr');
+      const status = execFileSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, ERR: errFile } }).trim();
+      expect(['0', '141']).toContain(status);
+      expect(fs.readFileSync(errFile, 'utf8')).toBe('');
+      fs.rmSync(path.dirname(errFile), { recursive: true, force: true });
+    }
+  });
+
   it('exits 2 with a message on an unknown command', () => {
     const r = run(builtBinary(), ['no-such-command']);
     expect(r.status).toBe(2);

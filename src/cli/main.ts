@@ -27,7 +27,23 @@ function isDirectShimRun(args: readonly string[]): boolean {
   return args[0] === 'shim' && !args.includes('--help') && !args.includes('--');
 }
 
+/** What a shell reports for a writer killed by SIGPIPE (128 + 13), as `yes | true` shows. */
+const EXIT_BROKEN_PIPE = 141;
+
+/**
+ * Text for people (help, version, listings) goes through process.stdout; a reader that closed
+ * early (`outrigger --help | head -1`) must end us quietly, not with an unhandled-error stack.
+ * Tools that stream data own their output fd and report EPIPE themselves.
+ */
+function exitQuietlyOnBrokenStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(EXIT_BROKEN_PIPE);
+  });
+}
+
 async function runCommandTree(args: readonly string[]): Promise<number> {
+  exitQuietlyOnBrokenStdout();
   const [{ CommanderError }, { buildProgram, exitCodeOf }] = await Promise.all([import('commander'), import('./program.ts')]);
   try {
     await buildProgram().parseAsync([...args], { from: 'user' });
