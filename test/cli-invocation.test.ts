@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LINK_ALIASES, resolveInvocation, SHIM_BINARY_NAME } from '../src/cli/invocation.ts';
+import { LINK_ALIASES, resolveInvocation, SHIM_BINARY_NAME, TOP_LEVEL_COMMANDS } from '../src/cli/invocation.ts';
+import { buildProgram } from '../src/cli/program.ts';
 
 const argArb = fc.array(fc.string({ maxLength: 12 }), { maxLength: 6 });
 
@@ -23,14 +24,21 @@ describe('resolveInvocation', () => {
     );
   });
 
-  it('treats any outrigger-<cmd> name as `outrigger <cmd>`', () => {
+  it('treats outrigger-<cmd> as `outrigger <cmd>` for a top-level command, and any other name as plain outrigger', () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/), argArb, (cmd, args) => {
+      fc.property(fc.oneof(fc.constantFrom(...TOP_LEVEL_COMMANDS), fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/)), argArb, (cmd, args) => {
         const inv = resolveInvocation(`/usr/bin/outrigger-${cmd}`, args);
         const alias = LINK_ALIASES[`outrigger-${cmd}`];
-        expect(inv.args).toEqual([...(alias ?? [cmd]), ...args]);
+        const expected = alias ?? (TOP_LEVEL_COMMANDS.has(cmd) ? [cmd] : []);
+        expect(inv.args).toEqual([...expected, ...args]);
       }),
     );
+    expect(resolveInvocation('/tmp/outrigger-linux-amd64', ['--version']).args).toEqual(['--version']);
+  });
+
+  it('knows exactly the top-level commands of the command tree', () => {
+    const names = buildProgram().commands.map((c) => c.name()).filter((n) => n !== 'help');
+    expect([...TOP_LEVEL_COMMANDS].sort()).toEqual(names.sort());
   });
 
   it('passes arguments through unchanged for the plain name and unknown names', () => {

@@ -27,17 +27,25 @@ export interface Invocation {
 }
 
 /**
+ * The top-level commands, so that `outrigger-<cmd>` dispatches only to a real command: a copy
+ * saved as e.g. `outrigger-linux-amd64` must behave as `outrigger`, not run a command called
+ * `linux-amd64`. test/cli-invocation.test.ts checks this list against the command tree.
+ */
+export const TOP_LEVEL_COMMANDS: ReadonlySet<string> = new Set([
+  'shim', 'zstd', 'estargz', 'imgcrypt', 'log', 'ttrpc', 'install', 'uninstall', 'config', 'doctor', 'sys-selftest',
+]);
+
+/**
  * Maps the invoked name and the user's arguments to the equivalent `outrigger ...` arguments.
- * Any other `outrigger-<cmd>` name means `outrigger <cmd>`, so a new tool needs no table entry
- * to be reachable by link.
+ * Any `outrigger-<cmd>` name whose <cmd> is a top-level command means `outrigger <cmd>`; any
+ * other name means plain `outrigger`.
  */
 export function resolveInvocation(argv0: string, userArgs: readonly string[]): Invocation {
   const invokedAs = path.basename(argv0);
   const alias = LINK_ALIASES[invokedAs];
   if (alias) return { invokedAs, args: [...alias, ...userArgs] };
   const prefix = `${TOOL_NAME}-`;
-  if (invokedAs.startsWith(prefix) && invokedAs.length > prefix.length) {
-    return { invokedAs, args: [invokedAs.slice(prefix.length), ...userArgs] };
-  }
+  const command = invokedAs.startsWith(prefix) ? invokedAs.slice(prefix.length) : '';
+  if (TOP_LEVEL_COMMANDS.has(command)) return { invokedAs, args: [command, ...userArgs] };
   return { invokedAs, args: [...userArgs] };
 }
