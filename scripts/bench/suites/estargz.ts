@@ -7,12 +7,12 @@
  * to eStargz once into the same cache.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TimedBenchmark, Variant } from '../model.ts';
 import { ROOT } from '../paths.ts';
+import { sha256File, writeOneLayerImage } from '../one-layer-image.ts';
 
 const CACHE = path.join(ROOT, '.cache/bench/estargz');
 const TAR = path.join(CACHE, 'layer.tar');
@@ -54,50 +54,16 @@ function removeCopy(): void {
   fs.rmSync(COPY_DIR, { recursive: true, force: true });
 }
 
-function sha256File(file: string): { digest: string; size: number } {
-  const hex = execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0]!;
-  return { digest: `sha256:${hex}`, size: fs.statSync(file).size };
-}
-
 /** A one-layer OCI image whose layer is GZ, for ctr-remote to convert. */
 function writeImage(): void {
-  const layout = path.join(CACHE, 'layout');
-  const blobs = path.join(layout, 'blobs/sha256');
-  fs.rmSync(layout, { recursive: true, force: true });
-  fs.mkdirSync(blobs, { recursive: true });
-  const layer = sha256File(GZ);
-  fs.copyFileSync(GZ, path.join(blobs, layer.digest.slice(7)));
-  const put = (value: unknown) => {
-    const bytes = Buffer.from(JSON.stringify(value));
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
-    return { digest, size: bytes.length };
-  };
-  const config = put({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256File(TAR).digest] } });
-  const manifest = put({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+  writeOneLayerImage({
+    layerFile: GZ,
+    layerMediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    diffId: sha256File(TAR).digest,
+    name: IMAGE_NAME,
+    workDir: CACHE,
+    archive: IMAGE,
   });
-  fs.writeFileSync(
-    path.join(layout, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifest,
-          platform: { architecture: 'amd64', os: 'linux' },
-          annotations: { 'io.containerd.image.name': IMAGE_NAME, 'org.opencontainers.image.ref.name': 'gzip' },
-        },
-      ],
-    }),
-  );
-  fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  execFileSync('tar', ['-C', layout, '-cf', IMAGE, 'oci-layout', 'index.json', 'blobs']);
-  fs.rmSync(layout, { recursive: true, force: true });
 }
 
 function ensureLayer(): string {

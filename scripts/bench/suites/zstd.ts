@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TimedBenchmark, Variant } from '../model.ts';
 import { ROOT } from '../paths.ts';
+import { sha256File, writeOneLayerImage } from '../one-layer-image.ts';
 
 const CACHE = path.join(ROOT, '.cache/bench');
 const TAR = path.join(CACHE, 'usr-layer.tar');
@@ -134,58 +135,19 @@ const IMPORT_STAMP = path.join(IMPORT_DIR, 'recipe');
 const IMPORT_NAME = 'docker.io/outrigger/bench-usr-share:zstd';
 const ZSTD_LAYER = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
-function sha256File(file: string): { digest: string; size: number } {
-  const hex = execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0]!;
-  return { digest: `sha256:${hex}`, size: fs.statSync(file).size };
-}
-
 /** A one-layer OCI image (layout tar) whose layer is /usr/share as tar+zstd. */
 function ensureImportImage(): string {
   const fresh = fs.existsSync(IMPORT_STAMP) && fs.readFileSync(IMPORT_STAMP, 'utf8') === IMPORT_RECIPE && fs.existsSync(IMPORT_IMAGE);
   if (!fresh) {
     fs.rmSync(IMPORT_DIR, { recursive: true, force: true });
-    const layout = path.join(IMPORT_DIR, 'layout');
-    const blobs = path.join(layout, 'blobs/sha256');
-    fs.mkdirSync(blobs, { recursive: true });
+    fs.mkdirSync(IMPORT_DIR, { recursive: true });
     const tar = path.join(IMPORT_DIR, 'layer.tar');
     execFileSync('sh', ['-c', `tar -C / -cf ${q(tar)} usr/share 2>/dev/null; test -s ${q(tar)}`]);
     const diffId = sha256File(tar).digest;
     const zst = path.join(IMPORT_DIR, 'layer.tar.zst');
     execFileSync('zstd', ['-q', '-3', '-T0', '--check', '-f', tar, '-o', zst]);
     fs.rmSync(tar);
-    const layer = sha256File(zst);
-    fs.renameSync(zst, path.join(blobs, layer.digest.slice(7)));
-    const put = (value: unknown) => {
-      const bytes = Buffer.from(JSON.stringify(value));
-      const digest = `sha256:${execFileSync('sha256sum', { input: bytes, encoding: 'utf8' }).split(' ')[0]!}`;
-      fs.writeFileSync(path.join(blobs, digest.slice(7)), bytes);
-      return { digest, size: bytes.length };
-    };
-    const config = put({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] } });
-    const manifest = put({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [{ mediaType: ZSTD_LAYER, ...layer }],
-    });
-    fs.writeFileSync(
-      path.join(layout, 'index.json'),
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.index.v1+json',
-        manifests: [
-          {
-            mediaType: 'application/vnd.oci.image.manifest.v1+json',
-            ...manifest,
-            platform: { architecture: 'amd64', os: 'linux' },
-            annotations: { 'io.containerd.image.name': IMPORT_NAME, 'org.opencontainers.image.ref.name': 'zstd' },
-          },
-        ],
-      }),
-    );
-    fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    execFileSync('tar', ['-C', layout, '-cf', IMPORT_IMAGE, 'oci-layout', 'index.json', 'blobs']);
-    fs.rmSync(layout, { recursive: true, force: true });
+    writeOneLayerImage({ layerFile: zst, move: true, layerMediaType: ZSTD_LAYER, diffId, name: IMPORT_NAME, workDir: IMPORT_DIR, archive: IMPORT_IMAGE });
     fs.writeFileSync(IMPORT_STAMP, IMPORT_RECIPE);
   }
   return `image: ${(fs.statSync(IMPORT_IMAGE).size / 1e6).toFixed(0)} MB OCI archive, one tar+zstd layer of /usr/share`;
