@@ -449,7 +449,16 @@ export class PrivateContainerd {
     const child = this.child;
     if (!child || !this.alive) return;
     child.kill('SIGTERM');
-    const stopped = await Promise.race([this.exited?.then(() => true), sleep(10_000).then(() => false)]);
+    // The grace timer is aborted once containerd is gone, so it never holds the caller's event loop.
+    const grace = new AbortController();
+    const stopped = await Promise.race([
+      this.exited?.then(() => true),
+      sleep(10_000, undefined, { signal: grace.signal }).then(
+        () => false,
+        () => true,
+      ),
+    ]);
+    grace.abort();
     if (!stopped) {
       child.kill('SIGKILL');
       await this.exited;
