@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pidAlive } from '../scripts/dev-containerd/private-containerd.ts';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BootstrapParamsSchema } from '../src/api/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.ts';
@@ -36,15 +37,6 @@ function shim(args: string[], input?: Uint8Array, cwd = bundle) {
   return spawnSync(process.execPath, [main, 'shim', ...args], { cwd, input, env, timeout: 30_000 });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 describe('shim start / daemon / delete', () => {
   it('start with BootstrapParams: bare address out, daemon serves v2 and v3, Shutdown ends it', async () => {

@@ -121,7 +121,8 @@ function tail(file: string, lines = 40): string {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether pid names a running process: present in /proc and not a zombie awaiting its reaper. */
+export function pidAlive(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');

@@ -14,6 +14,7 @@ export {
   type CtrResult,
   type Leftovers,
   leftoversEmpty,
+  pidAlive,
   PrivateContainerd,
   type PrivateContainerdOptions,
   type RunOptions,

@@ -7,20 +7,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { shimSocketPath, startContainerd, uniqueId } from './harness.ts';
+import { pidAlive, shimSocketPath, startContainerd, uniqueId } from './harness.ts';
 import { containerIds, OUTRIGGER, outriggerShims, shimFor, taskStatus, useTestImage, pinnedShimBinDir, waitFor } from './shim-support.ts';
 
 const image = useTestImage();
 const binDir = pinnedShimBinDir();
 
-function pidAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 describe('recovery', () => {
   it('containerd killed and restarted: the task is still listed, and exec, kill and delete work', async () => {
