@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TimedBenchmark, Variant } from '../model.ts';
 import { ROOT } from '../paths.ts';
+import { copySea } from '../sea-copy.ts';
 import { sha256File, writeOneLayerImage } from '../one-layer-image.ts';
 
 const CACHE = path.join(ROOT, '.cache/bench/estargz');
@@ -27,7 +28,6 @@ const USR_ESGZ = path.join(CACHE, 'usr-layer.esgz');
 const USR_RECIPE = 'v1: tar -C / usr/share usr/include usr/sbin usr/libexec | outrigger-estargz build (level 9)';
 const USR_STAMP = path.join(CACHE, 'usr-layer.recipe');
 // A private copy reached through its link name, as in the zstd suite: dist/ is rebuilt at any time.
-const SEA = path.join(ROOT, 'dist/bin/outrigger');
 const COPY_DIR = path.join(os.tmpdir(), `outrigger-bench-estargz-${process.pid}`);
 const OURS = path.join(COPY_DIR, 'outrigger-estargz');
 const ZSTD = path.join(COPY_DIR, 'outrigger-zstd');
@@ -41,13 +41,7 @@ function sh(command: string): string[] {
 }
 
 function copyBinary(): void {
-  if (fs.existsSync(OURS)) return;
-  if (!fs.existsSync(SEA)) throw new Error(`bench estargz: ${SEA} is missing; run npm run build first`);
-  fs.mkdirSync(COPY_DIR, { recursive: true });
-  fs.copyFileSync(SEA, path.join(COPY_DIR, 'outrigger'));
-  fs.chmodSync(path.join(COPY_DIR, 'outrigger'), 0o755);
-  fs.symlinkSync('outrigger', OURS);
-  fs.symlinkSync('outrigger', ZSTD);
+  copySea(COPY_DIR, ['outrigger-estargz', 'outrigger-zstd'], 'estargz');
 }
 
 function removeCopy(): void {

@@ -12,6 +12,7 @@ import { type PrivateContainerd, startPrivateContainerd, SYSTEM_CTR } from '../.
 import { buildTestImages } from '../../test-images.ts';
 import type { TimedBenchmark, Variant } from '../model.ts';
 import { PINNED_NODE, ROOT, SEA } from '../paths.ts';
+import { copySea } from '../sea-copy.ts';
 
 const WORK = path.join(os.tmpdir(), `outrigger-bench-shim-${process.pid}`);
 const BIN = path.join(WORK, 'bin');
@@ -29,11 +30,7 @@ let users = 0;
 async function setup(): Promise<string> {
   users++;
   if (ctd) return '';
-  if (!fs.existsSync(SEA)) throw new Error(`bench shim: ${SEA} is missing; run npm run build first`);
-  fs.mkdirSync(BIN, { recursive: true });
-  fs.copyFileSync(SEA, path.join(BIN, 'outrigger'));
-  fs.chmodSync(path.join(BIN, 'outrigger'), 0o755);
-  fs.symlinkSync('outrigger', path.join(BIN, 'containerd-shim-outrigger-v2'));
+  copySea(BIN, ['containerd-shim-outrigger-v2'], 'shim');
   ctd = await startPrivateContainerd({ binDirs: [BIN] });
   const [image] = await buildTestImages({ outDir: path.join(WORK, 'images'), media: ['tar'], salt: `bench-shim-${process.pid}` });
   if (!image) throw new Error('bench shim: buildTestImages built no image');

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TimedBenchmark, Variant } from '../model.ts';
 import { ROOT } from '../paths.ts';
+import { copySea } from '../sea-copy.ts';
 import { sha256File, writeOneLayerImage } from '../one-layer-image.ts';
 
 const CACHE = path.join(ROOT, '.cache/bench');
@@ -22,17 +23,11 @@ const STAMP = path.join(CACHE, 'usr-layer.recipe');
 // Measured from a private copy reached through its link name: other work rebuilds dist/ at any
 // time, and a binary fresh from --build-sea maps ~20-35 MB more file pages than the same bytes
 // copied, which is how an operator installs it (see the startup suite).
-const SEA = path.join(ROOT, 'dist/bin/outrigger');
 const COPY_DIR = path.join(os.tmpdir(), `outrigger-bench-zstd-${process.pid}`);
 const OURS = path.join(COPY_DIR, 'outrigger-zstd');
 
 function copyBinary(): void {
-  if (fs.existsSync(OURS)) return;
-  if (!fs.existsSync(SEA)) throw new Error(`bench zstd: ${SEA} is missing; run npm run build first`);
-  fs.mkdirSync(COPY_DIR, { recursive: true });
-  fs.copyFileSync(SEA, path.join(COPY_DIR, 'outrigger'));
-  fs.chmodSync(path.join(COPY_DIR, 'outrigger'), 0o755);
-  fs.symlinkSync('outrigger', OURS);
+  copySea(COPY_DIR, ['outrigger-zstd'], 'zstd');
 }
 
 function removeCopy(): void {
