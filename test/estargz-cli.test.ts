@@ -143,4 +143,31 @@ describe('outrigger estargz unpack / ls / verify', () => {
     expect(notStargz.status).toBe(1);
     expect(run(['ls', 'layer.tar']).stderr).toMatch(/no eStargz or legacy stargz footer/);
   });
+
+  it('zstd:chunked: build --zstdchunked, then ls, verify and unpack read it through its footer and check every chunk; a flipped byte fails', () => {
+    const built = run(['build', '--zstdchunked', '--chunk-size', '65536', 'layer.tar', '-o', 'z.zst', '--report', 'z.json']);
+    expect(built.status, built.stderr).toBe(0);
+    const report = JSON.parse(fs.readFileSync(path.join(dir, 'z.json'), 'utf8'));
+    const table = run(['ls', 'z.zst']);
+    expect(table.status, table.stderr).toBe(0);
+    expect(table.stdout.toString()).toMatch(new RegExp(`^# zstd:chunked TOC at offset \\d+, digest ${report.tocDigest}, \\d+ entries\n`));
+    const v = run(['verify', 'z.zst', '--toc-digest', report.tocDigest]);
+    expect(v.status, v.stderr).toBe(0);
+    expect(JSON.parse(v.stdout.toString())).toMatchObject({ ok: true, format: 'zstd:chunked', tocDigest: report.tocDigest, diffId: report.diffId, chunks: 7, chunkDigestsChecked: 7 });
+    const blob = fs.readFileSync(path.join(dir, 'z.zst'));
+    const out = run(['unpack'], { input: blob });
+    expect(out.status, out.stderr).toBe(0);
+    expect(out.stdout.equals(zlib.zstdDecompressSync(blob))).toBe(true);
+    // A plain zstd layer passes through; verify says it is not chunked.
+    fs.writeFileSync(path.join(dir, 'plain.zst'), zlib.zstdCompressSync(tar));
+    expect(run(['unpack'], { input: fs.readFileSync(path.join(dir, 'plain.zst')) }).stdout.equals(tar)).toBe(true);
+    expect(run(['verify', 'plain.zst']).stderr).toMatch(/not an eStargz or zstd:chunked layer \(a plain zstd stream/);
+    // One byte of the TOC's compressed frame changed: the unpack fails and its output stops short.
+    const bad = Buffer.from(blob);
+    bad[report.tocOffset + 20]! ^= 0x10;
+    const failed = run(['unpack'], { input: bad });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(/zstd:chunked TOC|TOC/);
+    expect(failed.stdout.length).toBeLessThan(out.stdout.length);
+  });
 });

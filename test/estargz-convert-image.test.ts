@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertImage } from '../processors/estargz/convert-image.ts';
 import { readStoredToc } from '../processors/estargz/run-inspect.ts';
 import { unpackLayer } from '../processors/estargz/unpack.ts';
+import { unpackAnyLayer } from '../processors/estargz/unpack-any.ts';
+import { Writable } from 'node:stream';
 import { type BuiltImage, buildTestImages } from '../scripts/test-images.ts';
 
 let dir: string;
@@ -95,5 +97,39 @@ describe('estargz convert-image', () => {
     const kept = await convertImage(zst.file, path.join(dir, 'out-zstd'), {});
     expect(kept).toMatchObject({ layersConverted: 0, layersKept: 1 });
     await expect(convertImage(zst.file, path.join(dir, 'out-zstd'), {})).rejects.toThrow(/already exists/);
+  });
+
+  it('--zstdchunked: every layer becomes zstd:chunked whose chunks verify against its TOC on unpack; diff_id = sha256(zstd -d)', async () => {
+    const gz = images.find((i) => i.name.includes('-gzip:'))!;
+    const root = path.join(dir, 'out-zstdchunked');
+    await convertImage(gz.file, root, { compression: 'zstdchunked', level: 3, chunkSize: 64 * 1024 });
+    const index = JSON.parse(fs.readFileSync(path.join(root, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(blob(root, index.manifests[0].digest).toString());
+    const config = JSON.parse(blob(root, manifest.config.digest).toString());
+    const [desc] = manifest.layers;
+    expect(desc.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+    const layer = blob(root, desc.digest);
+    const parts: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        parts.push(Buffer.from(chunk));
+        done();
+      },
+    });
+    const tocDigest = desc.annotations['containerd.io/snapshot/stargz/toc.digest'];
+    const result = await unpackAnyLayer((async function* () {
+      yield layer;
+    })(), sink, { tocDigest, chunkSize: 1 << 20 });
+    expect(result.format).toBe('zstd:chunked');
+    expect(result.verified!.chunkDigestsChecked).toBe(result.verified!.chunks);
+    expect(result.verified!.chunks).toBeGreaterThan(2);
+    const out = Buffer.concat(parts);
+    expect(out.equals(zlib.zstdDecompressSync(layer))).toBe(true);
+    expect(config.rootfs.diff_ids).toEqual([sha256(out)]);
+    // The manifest checksum annotation names the compressed TOC frame, which the unpack also accepts.
+    const byChecksum = await unpackAnyLayer((async function* () {
+      yield layer;
+    })(), new Writable({ write: (_c, _e, done) => done() }), { tocDigest: desc.annotations['io.containers.zstd-chunked.manifest-checksum'], chunkSize: 1 << 20 });
+    expect(byChecksum.format).toBe('zstd:chunked');
   });
 });

@@ -14,7 +14,8 @@ import { buildEstargz } from '../processors/estargz/build.ts';
 import { encodeFooter, encodeLegacyFooter, parseFooter } from '../processors/estargz/footer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { GzipMemberDecoder } from '../processors/estargz/gzip-members.ts';
-import { bareFileHeader, padding } from '../processors/estargz/tar-header.ts';
+import { padding } from '../src/tar/header.ts';
+import { bareFileHeader } from '../processors/estargz/tar-encode.ts';
 import { parseToc, serializeToc, type Toc } from '../processors/estargz/toc.ts';
 import { TAIL_HOLD, unpackLayer, UnpackError } from '../processors/estargz/unpack.ts';
 

@@ -18,7 +18,9 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { encodeFooter } from './footer.ts';
 import { indexTar, type IndexedEntry, readPayload } from './tar-index.ts';
-import { BLOCK, bareFileHeader, encodeHeader, padding, type TarEntryHeader, xattrsOf } from './tar-header.ts';
+import { BLOCK, padding, type TarEntryHeader } from '../../src/tar/header.ts';
+import { bareFileHeader, encodeHeader, xattrsOf } from './tar-encode.ts';
+import { encodeZstdChunkedFooter, MANIFEST_TYPE_CRFS, skippableFrame } from './zstd-chunked-footer.ts';
 import {
   cleanName, DEFAULT_CHUNK_SIZE, LANDMARK_CONTENT, LANDMARK_NO_PREFETCH, LANDMARK_PREFETCH, serializeToc, sha256Digest,
   TOC_NAME, type TocEntry,
@@ -34,9 +36,6 @@ export const ZSTD_LAYER_MEDIA_TYPE = 'application/vnd.oci.image.layer.v1.tar+zst
 /** stargz-snapshotter's (old, un-prefixed) zstd:chunked annotation names (estargz.md §7.2). */
 export const ANNOTATION_ZSTD_MANIFEST_CHECKSUM = 'io.containers.zstd-chunked.manifest-checksum';
 export const ANNOTATION_ZSTD_MANIFEST_POSITION = 'io.containers.zstd-chunked.manifest-position';
-/** zstd skippable frame magic (0x184D2A50, little-endian) and the zstd:chunked footer magic. */
-const SKIPPABLE_MAGIC = Buffer.from('502a4d18', 'hex');
-const ZSTD_CHUNKED_FOOTER_MAGIC = Buffer.from('GnUlInUx', 'latin1');
 
 export type LayerCompression = 'gzip' | 'zstdchunked';
 
@@ -329,20 +328,10 @@ export async function buildEstargz(fd: number, size: number, sink: (chunk: Buffe
   if (zstd) {
     // The TOC is no tar entry: one zstd frame in a skippable frame, then the footer frame.
     const compressed = zlib.zstdCompressSync(json, zstdParams);
-    const skippable = Buffer.alloc(8);
-    SKIPPABLE_MAGIC.copy(skippable, 0);
-    skippable.writeUInt32LE(compressed.length, 4);
-    await pipeline.writeRaw(Buffer.concat([skippable, compressed]));
+    await pipeline.writeRaw(skippableFrame(compressed));
     tocOffset += 8;
-    const footer = Buffer.alloc(48);
-    SKIPPABLE_MAGIC.copy(footer, 0);
-    footer.writeUInt32LE(40, 4);
-    footer.writeBigUInt64LE(BigInt(tocOffset), 8);
-    footer.writeBigUInt64LE(BigInt(compressed.length), 16);
-    footer.writeBigUInt64LE(BigInt(json.length), 24);
-    footer.writeBigUInt64LE(1n, 32);
-    ZSTD_CHUNKED_FOOTER_MAGIC.copy(footer, 40);
-    await pipeline.writeRaw(footer);
+    const toc = { offset: tocOffset, length: compressed.length, uncompressedLength: json.length };
+    await pipeline.writeRaw(encodeZstdChunkedFooter({ size: 40, toc, manifestType: MANIFEST_TYPE_CRFS }));
     zstdAnnotations[ANNOTATION_ZSTD_MANIFEST_CHECKSUM] = sha256Digest(compressed);
     zstdAnnotations[ANNOTATION_ZSTD_MANIFEST_POSITION] = `${tocOffset}:${compressed.length}:${json.length}:1`;
   } else {

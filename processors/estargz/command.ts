@@ -57,8 +57,8 @@ export function defineEstargz(program: Command): void {
 
   estargz
     .command('unpack')
-    .description('stream processor: gzip / eStargz / legacy stargz layer on stdin → verified tar on stdout')
-    .option('--toc-digest <digest>', `require an eStargz layer whose TOC has this sha256 (also from $${TOC_DIGEST_ENV})`)
+    .description('stream processor: eStargz / legacy stargz / zstd:chunked (or plain gzip, zstd) layer on stdin → verified tar on stdout')
+    .option('--toc-digest <digest>', `require an eStargz or zstd:chunked layer whose TOC has this sha256 (also from $${TOC_DIGEST_ENV})`)
     .option('--log-file <path>', 'append one line per layer (ok or error) to this file')
     .addHelpText(
       'after',
@@ -67,8 +67,11 @@ The output is exactly the gunzipped layer (containerd checks it against the conf
 landmark and stargz.index.json entries included. For an eStargz layer every chunk and file
 digest is checked against the TOC before the last bytes (the TOC entry) are released; on a
 mismatch the output is cut short and the exit status is non-zero. Ordinary gzip layers pass
-through decompressed. Configure it under [stream_processors] accepting the tar+gzip media types
-and returning application/vnd.oci.image.layer.v1.tar.`,
+through decompressed. zstd layers (told apart by their magic bytes) are decoded the same way:
+a zstd:chunked layer (stargz-snapshotter's or containers/storage's) is checked chunk by chunk
+against the TOC in its skippable frame; plain zstd passes through. Configure it under
+[stream_processors] accepting the tar+gzip media types and returning
+application/vnd.oci.image.layer.v1.tar (outrigger-zstd verifies zstd:chunked for tar+zstd).`,
     )
     .action(async (options: RawUnpackOptions) => {
       const { runUnpack } = await import('./run-unpack.ts');
@@ -77,8 +80,8 @@ and returning application/vnd.oci.image.layer.v1.tar.`,
 
   estargz
     .command('ls')
-    .description('list the TOC of an eStargz blob')
-    .argument('<blob>', 'eStargz blob file')
+    .description('list the TOC of an eStargz or zstd:chunked blob')
+    .argument('<blob>', 'eStargz or zstd:chunked blob file')
     .option('--json', 'print the TOC JSON as stored')
     .action(async (blob: string, options: RawInspectOptions) => {
       const { runLs } = await import('./run-inspect.ts');
@@ -87,8 +90,8 @@ and returning application/vnd.oci.image.layer.v1.tar.`,
 
   estargz
     .command('verify')
-    .description('check every chunk of an eStargz blob against its TOC')
-    .argument('<blob>', 'eStargz blob file')
+    .description('check every chunk of an eStargz or zstd:chunked blob against its TOC')
+    .argument('<blob>', 'eStargz or zstd:chunked blob file')
     .option('--toc-digest <digest>', 'also require this TOC digest')
     .action(async (blob: string, options: RawInspectOptions) => {
       const { runVerify } = await import('./run-inspect.ts');

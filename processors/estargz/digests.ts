@@ -83,10 +83,11 @@ export class SyncDigests implements Digests {
 }
 
 // The worker's code: plain JS run with eval (the SEA has no separate worker file).
-// Messages: { share: SharedArrayBuffer } adds a shared buffer (numbered from 0 in order), or a
-// batch { data?, ops, count, seq }: data and ops are ArrayBuffers, transferred there and back
-// (data only when a record uses it).
-// ops holds records of five int32: [0, id, src, start, end] update(id, bytes[start:end]) where
+// Messages: { share: SharedArrayBuffer } adds a shared data buffer and { records: SharedArrayBuffer }
+// a shared record array (each numbered from 0 in order), or a batch { data?, records, count, seq }:
+// records is the number of the record array holding the batch (the main thread reuses it once
+// the batch comes back), data an ArrayBuffer transferred there and back when a record uses it.
+// Records are five int32: [0, id, src, start, end] update(id, bytes[start:end]) where
 // bytes is the batch data (src -1) or shared buffer src; [1, id, 0, 0, 0] end(id), replied as
 // [id, hex]; [2, id, from, 0, 0] id starts as a copy of from's state; [3, 0, src, start, end]
 // CRC32 over bytes as in 0; [4, check, expected | 0, 0, 0] a member ends: a CRC that differs
@@ -98,12 +99,14 @@ const { crc32 } = require('node:zlib');
 let crc = 0;
 const hashes = new Map();
 const shared = [];
+const recordArrays = [];
 const get = (id) => { let h = hashes.get(id); if (!h) { h = createHash('sha256'); hashes.set(id, h); } return h; };
 parentPort.on('message', (m) => {
   if (m.share) { shared.push(Buffer.from(m.share)); return; }
-  const { data, ops, count, seq } = m;
+  if (m.recordArray) { recordArrays.push(new Int32Array(m.recordArray)); return; }
+  const { data, records, count, seq } = m;
   const bytes = data ? Buffer.from(data) : undefined;
-  const o = new Int32Array(ops);
+  const o = recordArrays[records];
   const done = [];
   const bad = [];
   for (let i = 0; i < count * 5; i += 5) {
@@ -114,7 +117,7 @@ parentPort.on('message', (m) => {
     else if (kind === 3) { const src = o[i + 2]; crc = crc32((src < 0 ? bytes : shared[src]).subarray(o[i + 3], o[i + 4]), crc); }
     else { if ((crc | 0) !== o[i + 2]) bad.push(id, crc); crc = 0; }
   }
-  parentPort.postMessage({ done, bad, data, ops, seq }, data ? [data, ops] : [ops]);
+  parentPort.postMessage({ done, bad, data, records, seq }, data ? [data] : []);
 });
 `;
 
@@ -141,23 +144,25 @@ class WorkerHandle implements DigestHandle {
   }
 }
 
-interface Batch {
-  data: Buffer;
-  ops: Int32Array;
-}
-
-function newBatch(): Batch {
-  // Own ArrayBuffers (not pool slices), so they can be transferred whole.
-  return { data: Buffer.from(new ArrayBuffer(BATCH_BYTES)), ops: new Int32Array(BATCH_OPS * RECORD) };
+function newData(): Buffer {
+  // An own ArrayBuffer (not a pool slice), so it can be transferred whole.
+  return Buffer.from(new ArrayBuffer(BATCH_BYTES));
 }
 
 export class WorkerDigests implements Digests {
   private started: Worker | undefined;
   private nextId = 1;
-  private batch: Batch = newBatch();
-  private readonly free: Batch[] = [];
-  /** Record arrays returned from batches that carried no data. */
-  private readonly freeOps: Int32Array[] = [];
+  /** Copied bytes of the batch being filled (only for bytes outside the shared buffers). */
+  private data: Buffer = newData();
+  private readonly freeData: Buffer[] = [];
+  /**
+   * Record arrays in shared memory, numbered as the worker numbers them: a batch posts only its
+   * array's number (no transfer, no new array per batch); the array is reused when it comes back.
+   */
+  private readonly recordArrays: Int32Array[] = [];
+  private readonly freeRecords: number[] = [];
+  private records = -1;
+  private ops: Int32Array = this.recordArray();
   private used = 0;
   private count = 0;
   private readonly waiting = new Map<number, (digest: string) => void>();
@@ -185,6 +190,20 @@ export class WorkerDigests implements Digests {
     },
   };
 
+  /** A free record array for the next batch: a returned one, or a new one shared with the worker. */
+  private recordArray(): Int32Array {
+    const free = this.freeRecords.pop();
+    if (free !== undefined) {
+      this.records = free;
+      return this.recordArrays[free]!;
+    }
+    const memory = new SharedArrayBuffer(BATCH_OPS * RECORD * 4);
+    this.records = this.recordArrays.length;
+    this.recordArrays.push(new Int32Array(memory));
+    this.started?.postMessage({ recordArray: memory });
+    return this.recordArrays[this.records]!;
+  }
+
   /** Started on the first digest: a plain gzip layer never needs one. */
   private get worker(): Worker {
     this.started ??= this.start();
@@ -197,16 +216,16 @@ export class WorkerDigests implements Digests {
     worker.unref();
     // Numbered in insertion order, as the worker numbers them.
     for (const buffer of this.shared.keys()) worker.postMessage({ share: buffer });
-    worker.on('message', ({ done, bad, data, ops, seq }: { done: Array<number | string>; bad: number[]; data: ArrayBuffer | undefined; ops: ArrayBuffer; seq: number }) => {
+    for (const array of this.recordArrays) worker.postMessage({ recordArray: array.buffer });
+    worker.on('message', ({ done, bad, data, records, seq }: { done: Array<number | string>; bad: number[]; data: ArrayBuffer | undefined; records: number; seq: number }) => {
       this.inFlight--;
       if (bad.length > 0 && this.crcFailure === undefined) {
         const check = bad[0]!;
         this.crcFailure = crcMismatch(this.crcChecks[check * 3]!, this.crcChecks[check * 3 + 1]!, this.crcChecks[check * 3 + 2]!, bad[1]!);
       }
       this.returned = seq;
-      if (data === undefined) {
-        if (this.freeOps.length < 2) this.freeOps.push(new Int32Array(ops));
-      } else if (this.free.length < 2) this.free.push({ data: Buffer.from(data), ops: new Int32Array(ops) });
+      this.freeRecords.push(records);
+      if (data !== undefined && this.freeData.length < 2) this.freeData.push(Buffer.from(data));
       if (this.inFlight <= LOW_WATER) this.caughtUp?.();
       while (this.checkpoints.length > 0 && this.checkpoints[0]!.seq <= seq) this.checkpoints.shift()!.resolve();
       for (let i = 0; i < done.length; i += 2) {
@@ -228,26 +247,27 @@ export class WorkerDigests implements Digests {
 
   private flush(): void {
     if (this.count === 0) return;
-    const { data, ops } = this.batch;
     const count = this.count;
+    const worker = this.worker;
     this.posted++;
     this.inFlight++;
     this.count = 0;
     if (this.used === 0) {
       // Only records about shared buffers: the data buffer stays here (transferring 1 MiB
       // ArrayBuffers back and forth is what made postMessage costly).
-      this.worker.postMessage({ ops: ops.buffer, count, seq: this.posted }, [ops.buffer as ArrayBuffer]);
-      this.batch = { data, ops: this.freeOps.pop() ?? new Int32Array(BATCH_OPS * RECORD) };
-      return;
+      worker.postMessage({ records: this.records, count, seq: this.posted });
+    } else {
+      const data = this.data;
+      worker.postMessage({ data: data.buffer, records: this.records, count, seq: this.posted }, [data.buffer as ArrayBuffer]);
+      this.used = 0;
+      this.data = this.freeData.pop() ?? newData();
     }
-    this.worker.postMessage({ data: data.buffer, ops: ops.buffer, count, seq: this.posted }, [data.buffer as ArrayBuffer, ops.buffer as ArrayBuffer]);
-    this.used = 0;
-    this.batch = this.free.pop() ?? newBatch();
+    this.ops = this.recordArray();
   }
 
   private op(kind: number, id: number, a: number, b: number, c: number): void {
     if (this.count === BATCH_OPS) this.flush();
-    const o = this.batch.ops;
+    const o = this.ops;
     const i = this.count * RECORD;
     o[i] = kind;
     o[i + 1] = id;
@@ -271,7 +291,7 @@ export class WorkerDigests implements Digests {
     while (at < chunk.length) {
       if (this.used === BATCH_BYTES || this.count + 2 > BATCH_OPS) this.flush();
       const take = Math.min(chunk.length - at, BATCH_BYTES - this.used);
-      chunk.copy(this.batch.data, this.used, at, at + take);
+      chunk.copy(this.data, this.used, at, at + take);
       this.op(kind, id, -1, this.used, this.used + take);
       if (second !== 0) this.op(kind, second, -1, this.used, this.used + take);
       this.used += take;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.ts';
 import { BuildError, buildEstargz, type BuildReport } from './build.ts';
 import { openTarInput } from './layer-input.ts';
-import { TarFormatError } from './tar-header.ts';
+import { TarFormatError } from '../../src/tar/header.ts';
 import { DEFAULT_CHUNK_SIZE } from './toc.ts';
 
 export interface RawBuildOptions {

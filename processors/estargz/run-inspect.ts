@@ -10,9 +10,12 @@ import zlib from 'node:zlib';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.ts';
 import { FOOTER_SIZE, parseFooter } from './footer.ts';
 import { parseTocDigest } from './run-unpack.ts';
-import { BLOCK, decodeRawHeader } from './tar-header.ts';
+import { BLOCK, decodeRawHeader } from '../../src/tar/header.ts';
 import { parseToc, sha256Digest, TOC_NAME, type Toc } from './toc.ts';
-import { UnpackError, unpackLayer } from './unpack.ts';
+import { Writable } from 'node:stream';
+import { UnpackError } from './unpack.ts';
+import { unpackAnyLayer } from './unpack-any.ts';
+import { FooterError, parseZstdChunkedFooter, SKIPPABLE_MAGIC } from './zstd-chunked-footer.ts';
 
 export interface RawInspectOptions {
   json?: boolean;
@@ -20,11 +23,42 @@ export interface RawInspectOptions {
 }
 
 export interface StoredToc {
-  kind: 'estargz' | 'legacy';
+  kind: 'estargz' | 'legacy' | 'zstd:chunked';
   tocOffset: number;
   json: Buffer;
   toc: Toc;
   digest: string;
+}
+
+function readAt(fd: number, length: number, position: number): Buffer {
+  const buf = Buffer.alloc(length);
+  const n = fs.readSync(fd, buf, 0, length, position);
+  return buf.subarray(0, n);
+}
+
+/**
+ * zstd:chunked: the last frame is a skippable frame with a 40- or 64-byte footer payload; the
+ * TOC is the zstd frame in the skippable frame it points at.
+ */
+function readZstdChunkedToc(fd: number, size: number): StoredToc {
+  for (const payloadSize of [40, 64]) {
+    if (size < payloadSize + 8) continue;
+    const frame = readAt(fd, payloadSize + 8, size - payloadSize - 8);
+    if (!frame.subarray(0, 4).equals(SKIPPABLE_MAGIC) || frame.readUInt32LE(4) !== payloadSize) continue;
+    let footer;
+    try {
+      footer = parseZstdChunkedFooter(frame.subarray(8));
+    } catch (err) {
+      if (err instanceof FooterError) continue;
+      throw err;
+    }
+    const { offset, length, uncompressedLength } = footer.toc;
+    if (offset < 8 || offset + length > size) throw new Error(`the zstd:chunked footer's TOC position ${offset}:${length} is outside the blob (${size} bytes)`);
+    const json = zlib.zstdDecompressSync(readAt(fd, length, offset), { maxOutputLength: Math.max(1, uncompressedLength) });
+    if (json.length !== uncompressedLength) throw new Error(`the zstd:chunked TOC decompresses to ${json.length} bytes, the footer says ${uncompressedLength}`);
+    return { kind: 'zstd:chunked', tocOffset: offset, json, toc: parseToc(json), digest: sha256Digest(json) };
+  }
+  throw new Error('no zstd:chunked footer (GnUlInUx/GNUlInUx skippable frame) at the end of the blob');
 }
 
 /** Reads the TOC through the footer, the way a lazy puller does. */
@@ -32,6 +66,7 @@ export function readStoredToc(file: string): StoredToc {
   const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
+    if (readAt(fd, 4, 0).equals(Buffer.from('28b52ffd', 'hex'))) return readZstdChunkedToc(fd, size);
     const tail = Buffer.alloc(Math.min(size, FOOTER_SIZE));
     fs.readSync(fd, tail, 0, tail.length, size - tail.length);
     const footer = parseFooter(tail);
@@ -84,17 +119,23 @@ export async function runVerify(blob: string, opts: RawInspectOptions): Promise<
   const tocDigest = parseTocDigest(opts.tocDigest, '--toc-digest');
   let result;
   const diffId = createHash('sha256');
-  try {
-    result = await unpackLayer(fs.createReadStream(blob, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, (chunk) => {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
       diffId.update(chunk);
-    }, { tocDigest });
+      done();
+    },
+  });
+  try {
+    result = await unpackAnyLayer(fs.createReadStream(blob, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, sink, { tocDigest, chunkSize: 1 << 20 });
   } catch (err) {
     if (err instanceof UnpackError || (err as NodeJS.ErrnoException).code !== undefined) {
       throw new CliError(`estargz verify ${blob}: ${(err as Error).message}`, ExitCode.failure, { cause: err });
     }
     throw err;
   }
-  if (result.format === 'gzip') throw new CliError(`estargz verify ${blob}: not an eStargz layer (a plain gzip stream, no footer)`, ExitCode.failure);
+  if (result.format === 'gzip' || result.format === 'zstd') {
+    throw new CliError(`estargz verify ${blob}: not an eStargz or zstd:chunked layer (a plain ${result.format} stream, no footer)`, ExitCode.failure);
+  }
   const v = result.verified!;
   process.stdout.write(
     `${JSON.stringify({ ok: true, format: result.format, tocDigest: result.tocDigest, diffId: `sha256:${diffId.digest('hex')}`, uncompressedSize: result.outputBytes, entries: v.entries, files: v.files, chunks: v.chunks, chunkDigestsChecked: v.chunkDigestsChecked, chunksCoveredByFileDigest: v.chunksCoveredByFileDigest })}\n`,

@@ -9,11 +9,11 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { Writable } from 'node:stream';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.ts';
 import { finished, openInput, openStdout } from '../zstd/io.ts';
 import { TOC_DIGEST_ENV } from './command.ts';
-import { UnpackError, unpackLayer, type UnpackResult } from './unpack.ts';
+import { UnpackError, type UnpackResult } from './unpack.ts';
+import { unpackAnyLayer } from './unpack-any.ts';
 
 export interface RawUnpackOptions {
   tocDigest?: string;
@@ -52,11 +52,6 @@ function logLine(file: string | undefined, fields: Record<string, string | numbe
   }
 }
 
-/** One write; the promise settles when `chunk`'s memory may be reused. */
-function writeTo(out: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => out.write(chunk, (err) => (err ? reject(err) : resolve())));
-}
-
 export function parseTocDigest(value: string | undefined, source: string): string | undefined {
   if (value === undefined || value === '') return undefined;
   if (!/^sha256:[0-9a-f]{64}$/.test(value)) throw new CliError(`${source}: ${JSON.stringify(value)} is not a sha256:<64 hex> digest`, ExitCode.usage);
@@ -73,8 +68,7 @@ export async function runUnpack(raw: RawUnpackOptions): Promise<void> {
   const started = performance.now();
   let result: UnpackResult;
   try {
-    result = await unpackLayer(input.chunks, (chunk) => writeTo(out, chunk), { tocDigest });
-    out.end();
+    result = await unpackAnyLayer(input.chunks, out, { tocDigest, chunkSize: IO_BYTES });
     await finished(out);
   } catch (err) {
     lingerStdout();

@@ -4,7 +4,7 @@
  * (prioritized files first, a later duplicate replaces an earlier one) before writing any.
  */
 import fs from 'node:fs';
-import { BLOCK, decodeRawHeader, isZeroBlock, mergeHeader, padding, parsePaxRecords, type TarEntryHeader, TarFormatError } from './tar-header.ts';
+import { BLOCK, decodeRawHeader, isZeroBlock, mergeHeader, padding, parsePaxRecords, type TarEntryHeader, TarFormatError } from '../../src/tar/header.ts';
 
 export interface IndexedEntry {
   header: TarEntryHeader;

@@ -11,7 +11,7 @@
  * few header parses.
  */
 import { type DigestHandle, type Digests, SyncDigests } from './digests.ts';
-import { BLOCK, decodeRawHeader, isZeroBlock, mergeHeader, padding, parsePaxRecords, type RawHeader, TarFormatError } from './tar-header.ts';
+import { BLOCK, type BasicHeader, decodeBasicHeader, isExtensionTypeflag, isZeroBlock, mergeBasic, padding, parsePaxRecords, TarFormatError } from '../../src/tar/header.ts';
 import { TOC_NAME } from './toc.ts';
 
 export interface Segment {
@@ -38,7 +38,6 @@ export interface WalkedEntry {
   segments: Segment[];
 }
 
-const TYPEFLAGS = new Set(['0', '\0', '1', '2', '3', '4', '5', '6']);
 const MAX_META = 16 * 1024 * 1024;
 /** Largest TOC we hold (upstream's reader has no lower limit we rely on). */
 export const MAX_TOC_BYTES = 256 * 1024 * 1024;
@@ -52,6 +51,8 @@ export class TarWalker {
   /** Content of the last entry named exactly `stargz.index.json`, and its header offset. */
   toc: { content: Buffer; headerOffset: number } | undefined;
   mode: Mode = 'undecided';
+  /** The layer had eStargz's layout (a first payload starting a member), even if walking failed later. */
+  sawLayout = false;
   /** The first non-empty file payload is next; is it at a member start? */
   private deciding = false;
   /** Uncompressed offset of the member being decoded and its compressed offset. */
@@ -92,6 +93,7 @@ export class TarWalker {
     if (this.deciding && this.current && this.pos === this.current.payloadOffset) {
       this.deciding = false;
       this.mode = 'hashing';
+      this.sawLayout = true;
       this.startHashing(this.pos);
       return;
     }
@@ -196,15 +198,15 @@ export class TarWalker {
       this.state = 'end';
       return;
     }
-    let raw: RawHeader;
+    let raw: BasicHeader;
     try {
-      raw = decodeRawHeader(this.block, offset);
+      raw = decodeBasicHeader(this.block, offset);
     } catch (err) {
       this.fail((err as Error).message);
       return;
     }
     if (this.entryStart === -1) this.entryStart = offset;
-    if (raw.typeflag === 'x' || raw.typeflag === 'L' || raw.typeflag === 'K' || raw.typeflag === 'g') {
+    if (isExtensionTypeflag(raw.typeflag)) {
       if (raw.size > MAX_META) return this.fail(`extension header of ${raw.size} bytes at tar offset ${offset}`);
       this.metaKind = raw.typeflag;
       this.metaParts = [];
@@ -214,28 +216,13 @@ export class TarWalker {
       if (raw.size === 0) this.onMetaDone();
       return;
     }
-    let name = this.gnuName ?? raw.name;
-    let linkName = this.gnuLink ?? raw.linkName;
-    let type = 'other';
-    let size = raw.size;
-    if (TYPEFLAGS.has(raw.typeflag)) {
-      try {
-        const h = mergeHeader(raw, this.pax, this.gnuName, this.gnuLink, offset);
-        name = h.name;
-        linkName = h.linkName;
-        type = h.type;
-        size = h.size;
-      } catch (err) {
-        return this.fail((err as Error).message);
-      }
-    } else {
-      for (const [k, v] of this.pax) {
-        if (k === 'path') name = v;
-        else if (k === 'linkpath') linkName = v;
-        else if (k === 'size') size = Number(v.toString('latin1'));
-      }
-      if (!Number.isSafeInteger(size) || size < 0) return this.fail(`bad size at tar offset ${offset}`);
+    let folded;
+    try {
+      folded = mergeBasic(raw, this.pax, this.gnuName, this.gnuLink, offset);
+    } catch (err) {
+      return this.fail((err as Error).message);
     }
+    const { name, linkName, type, size } = folded;
     const payloadOffset = offset + BLOCK;
     const entry: WalkedEntry = { name, type, size, linkName, headerOffset: this.entryStart, payloadOffset, segments: [] };
     this.entries.push(entry);

@@ -26,7 +26,7 @@ export interface UnpackOptions {
 }
 
 export interface UnpackResult {
-  format: 'gzip' | 'estargz' | 'legacy-stargz';
+  format: 'gzip' | 'estargz' | 'legacy-stargz' | 'zstd' | 'zstd:chunked';
   inputBytes: number;
   outputBytes: number;
   members: number;

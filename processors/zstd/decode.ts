@@ -36,6 +36,38 @@ export interface DecodeOptions {
    * back at most this many bytes to be able to (output-queue.ts). Undefined: plain hold-back.
    */
   readonly tarHoldBytes?: number;
+  /**
+   * Watches a zstd stream as it decodes (zstd:chunked verification): told where each zstd frame
+   * starts in the decoded output, shown every decoded byte and every compressed chunk, and asked
+   * at the end of the input to judge the layer before the held-back output is released.
+   */
+  readonly observer?: DecodeObserver;
+}
+
+/**
+ * See DecodeOptions.observer. Calls come in stream order: `input` for each compressed chunk
+ * (after its frame headers were scanned), `frameStart` when everything decoded before a zstd
+ * frame's first byte has gone to `data`, `end` once the input proved complete and intact.
+ */
+export interface DecodeObserver {
+  /** Every frame the scanner finds (zstd and skippable), as soon as its header is read. */
+  frame(frame: FrameInfo): void;
+  /** A compressed chunk that starts at input offset `base`; valid only during the call. */
+  input(chunk: Buffer, base: number): void;
+  /** The zstd frame at input offset `offset` starts here in the decoded stream. */
+  frameStart(offset: number): void;
+  /**
+   * False once frame starts no longer matter (the layer turned out plain): decoding then runs in
+   * whole input chunks again instead of stopping at every frame start.
+   */
+  wantsFrameStarts(): boolean;
+  /** Decoded bytes, in order; valid only during the call. */
+  data(chunk: Buffer): void;
+  /** Throws to fail the layer; the held-back output is then never written. */
+  end(inputBytes: number): Promise<void>;
+  /** Output buffers the observer can read without copying (see OutputQueueOptions.allocate/readers). */
+  allocate?(size: number): Buffer;
+  readers?(): Promise<void> | undefined;
 }
 
 export interface DecodeResult {
@@ -125,6 +157,9 @@ async function decodeFrom(iterator: AsyncIterator<Buffer>, output: Writable, opt
     bufferSize: options.chunkSize,
     workingBuffers: WORKING_BUFFERS,
     ...(options.tarHoldBytes !== undefined ? { tar: new TarBoundaries(), maxHeldBytes: options.tarHoldBytes } : {}),
+    ...(format === 'zstd' && options.observer?.allocate && options.observer.readers
+      ? { allocate: options.observer.allocate.bind(options.observer), readers: options.observer.readers.bind(options.observer) }
+      : {}),
   });
   try {
     let inputBytes = 0;
@@ -136,6 +171,14 @@ async function decodeFrom(iterator: AsyncIterator<Buffer>, output: Writable, opt
       }
     } else {
       ({ inputBytes, frames } = await inflate(format, chunks(), queue, options));
+      if (format === 'zstd' && options.observer) {
+        try {
+          await options.observer.end(inputBytes);
+        } catch (err) {
+          if (err instanceof DecodeError) throw err;
+          throw new DecodeError(err instanceof Error ? err.message : String(err), inputBytes, { cause: err });
+        }
+      }
     }
     await queue.finish(options.end);
     return { format, inputBytes, outputBytes: queue.bytes, ...(frames ? { frames } : {}) };
@@ -156,8 +199,15 @@ async function inflate(
   options: DecodeOptions,
 ): Promise<{ inputBytes: number; frames: DecodeResult['frames'] }> {
   let frameStart: number | undefined;
+  const observer = format === 'zstd' ? options.observer : undefined;
+  /** zstd frame starts the observer has not been told about yet, in input order. */
+  const boundaries: number[] = [];
   const onFrame = (frame: FrameInfo): void => {
     if (frame.kind === 'zstd') frameStart = frame.offset;
+    if (observer) {
+      observer.frame(frame);
+      if (frame.kind === 'zstd' && observer.wantsFrameStarts()) boundaries.push(frame.offset);
+    }
     options.onFrame?.(frame);
   };
   const scanner = format === 'zstd' ? new ZstdFrameScanner({ maxWindowSize: options.maxWindowSize, onFrame }) : undefined;
@@ -184,27 +234,53 @@ async function inflate(
       } catch (err) {
         fail(err, base);
       }
+      observer?.input(chunk, base);
       let offset = 0;
       chunkEnd = base + chunk.length;
+      // The buffer being filled: steps cut short at frame starts continue in it, so a layer of
+      // many small frames does not spend a pooled buffer per frame.
+      let out: Buffer | undefined;
+      let fill = 0;
       for (;;) {
-        const out = await queue.buffer();
+        // With an observer, the decoder gets input only up to the next zstd frame start, so the
+        // output produced by then is exactly what precedes that frame (frames are independent;
+        // a frame whose magic began in the previous chunk has produced nothing yet).
+        let limit = chunk.length;
+        if (observer && boundaries.length > 0) {
+          if (observer.wantsFrameStarts()) {
+            while (boundaries.length > 0 && boundaries[0]! <= base + offset) observer.frameStart(boundaries.shift()!);
+            if (boundaries.length > 0 && boundaries[0]! < base + chunk.length) limit = boundaries[0]! - base;
+          } else {
+            boundaries.length = 0;
+          }
+        }
+        const input = limit === chunk.length ? chunk : chunk.subarray(0, limit);
+        out ??= await queue.buffer();
         let step;
         try {
-          step = inflater.step(chunk, offset, out);
+          step = inflater.step(input, offset, fill === 0 ? out : out.subarray(fill));
         } catch (err) {
           queue.release(out);
           fail(err, base + offset);
         }
         offset += step!.consumed;
-        queue.filled(out, step!.produced);
-        if (step!.outputFull) continue;
-        if (offset < chunk.length) {
+        if (observer && step!.produced > 0) observer.data(out.subarray(fill, fill + step!.produced));
+        fill += step!.produced;
+        if (step!.outputFull) {
+          queue.filled(out, fill);
+          out = undefined;
+          fill = 0;
+          continue;
+        }
+        if (offset < limit) {
           // zstd's decoder stops at bytes that are not a frame without an error; the scanner
           // reports those first, so reaching this means the two disagree: refuse the rest.
           throw new DecodeError(`${format}: the decoder stopped at byte ${base + offset} without an error; refusing the rest`, base + offset);
         }
+        if (offset < chunk.length) continue;
         break;
       }
+      if (out) queue.filled(out, fill);
       base += chunk.length;
     }
     try {

@@ -5,14 +5,16 @@
  * reuse, so I/O overlaps decoding on the second core and makes no garbage. That needs blocking
  * fds; what containerd hands a processor is blocking (Go's exec puts a child's stdio files in
  * blocking mode), and so are shell pipes. But Node switches fds 0/1 to O_NONBLOCK as soon as
- * anything touches process.stdin/stdout (even an ESM import of node:process does), and a parent
- * may pass non-blocking pipes; a read or write then fails with EAGAIN. On EAGAIN we hand the
- * rest of the stream to process.stdin/stdout, libuv streams driven by epoll, which handle that
- * mode properly but make a fresh 64 KiB buffer per read.
+ * anything touches process.stdin/stdout (even an ESM import of node:process does; the CLI's
+ * start-up does), and a parent may pass non-blocking pipes, so a pipe is put back into blocking
+ * mode first (pipe-blocking.ts). Where that is impossible a read or write fails with EAGAIN, and
+ * we hand the rest of the stream to process.stdin/stdout, libuv streams driven by epoll, which
+ * handle that mode properly but write on the main thread and make a fresh 64 KiB buffer per read.
  */
 import fs from 'node:fs';
 import { Writable } from 'node:stream';
 import { finished as streamFinished } from 'node:stream/promises';
+import { makePipeBlocking } from './pipe-blocking.ts';
 import { growPipe } from './pipe-size.ts';
 
 /** Pipe buffer asked for on stdin/stdout pipes (the default /proc/sys/fs/pipe-max-size). */
@@ -103,7 +105,10 @@ async function* readAlternating(fd: number, size: number, onDone: () => void): A
 
 export function openInput(name: string, bufferSize: number): Input {
   const fd = name === '-' ? 0 : fs.openSync(name, 'r');
-  if (fd === 0) growPipe(0, Math.min(PIPE_BYTES, bufferSize));
+  if (fd === 0) {
+    growPipe(0, Math.min(PIPE_BYTES, bufferSize));
+    makePipeBlocking(0);
+  }
   let closed = false;
   const closeFd = (): void => {
     if (closed || fd === 0) return;
@@ -158,6 +163,7 @@ class StdoutWriter extends Writable {
 
 export function openStdout(bufferSize: number): Writable {
   growPipe(1, Math.min(PIPE_BYTES, bufferSize));
+  makePipeBlocking(1);
   return new StdoutWriter(bufferSize);
 }
 

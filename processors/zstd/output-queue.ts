@@ -32,6 +32,13 @@ export interface OutputQueueOptions {
   readonly tar?: TarBoundaries;
   /** Most bytes held back waiting for a tar boundary (tar mode only). */
   readonly maxHeldBytes?: number;
+  /** Where pooled buffers come from (default: plain Buffers); e.g. shared memory a hashing thread reads in place. */
+  readonly allocate?: (size: number) => Buffer;
+  /**
+   * Asked as a buffer is handed to the output: a promise that settles when someone else reading
+   * the buffer (a hashing thread) is done with it; the buffer is reused only after that too.
+   */
+  readonly readers?: () => Promise<void> | undefined;
 }
 
 export class OutputQueue {
@@ -95,7 +102,7 @@ export class OutputQueue {
       if (buffer) return buffer;
       if (this.allocated < this.maxBuffers) {
         this.allocated += 1;
-        return Buffer.allocUnsafeSlow(this.options.bufferSize);
+        return this.options.allocate?.(this.options.bufferSize) ?? Buffer.allocUnsafeSlow(this.options.bufferSize);
       }
       // All buffers are held or being written: make room by giving up the tar-boundary hold.
       if (this.held.length > 1 && this.inFlight === 0) {
@@ -158,11 +165,16 @@ export class OutputQueue {
   private write(chunk: Held, length: number): void {
     this.bytes += length;
     this.inFlight += 1;
+    const read = chunk.pooled ? this.options.readers?.() : undefined;
     this.output.write(chunk.buffer.subarray(0, length), (err) => {
-      this.inFlight -= 1;
       if (err) this.fail(err);
-      if (chunk.pooled) this.free.push(chunk.buffer);
-      this.notify();
+      const reuse = (): void => {
+        this.inFlight -= 1;
+        if (chunk.pooled) this.free.push(chunk.buffer);
+        this.notify();
+      };
+      if (read) void read.then(reuse, reuse);
+      else reuse();
     });
   }
 

@@ -7,27 +7,9 @@
  * /proc/sys/fs/pipe-max-size for an unprivileged user, no node:ffi) changes only speed.
  */
 import fs from 'node:fs';
+import { bindFcntl } from './fcntl.ts';
 
 const F_SETPIPE_SZ = 1031;
-
-type Fcntl = (fd: number, cmd: number, arg: number) => number;
-let fcntl: Fcntl | null | undefined;
-
-function bindFcntl(): Fcntl | null {
-  if (fcntl !== undefined) return fcntl;
-  fcntl = null;
-  try {
-    const ffi = process.getBuiltinModule('node:ffi') as typeof import('node:ffi') | undefined;
-    if (ffi) {
-      // int fcntl(int fd, int cmd, ...): the one int argument passes like a fixed one on x86-64/arm64.
-      const { functions } = ffi.dlopen(null, { fcntl: { return: 'i32', arguments: ['i32', 'i32', 'i32'] } } as const);
-      fcntl = functions.fcntl as Fcntl;
-    }
-  } catch {
-    fcntl = null;
-  }
-  return fcntl;
-}
 
 /** Returns the new size, or undefined when `fd` is not a pipe or the kernel said no. */
 export function growPipe(fd: number, bytes: number): number | undefined {

@@ -13,6 +13,7 @@ import { decodeStream, DecodeError, type DecodeResult } from './decode.ts';
 import { openInput, openStdout, finished } from './io.ts';
 import { formatForMediaType, LAYER_MEDIA_TYPES, TAR_MEDIA_TYPE } from './media-types.ts';
 import { GC_EVERY, planZstd, type RawZstdOptions } from './options.ts';
+import { ZstdChunkedVerifier } from '../estargz/zstd-chunked-verify.ts';
 
 class LayerLog {
   private readonly fd: number | undefined;
@@ -72,6 +73,9 @@ export async function runStreamProcessor(mediaType: string, operands: readonly s
   const started = performance.now();
   const output = openStdout(plan.bufferSize);
   let result: DecodeResult;
+  // zstd:chunked layers carry the ordinary tar+zstd media type: each zstd layer is checked
+  // against its TOC when it has one (both producers' layouts); plain zstd passes through.
+  const chunked = new ZstdChunkedVerifier();
   try {
     // containerd's own decompressor picks gzip or zstd by magic bytes, not by media type; do the
     // same so a mislabelled layer that containerd would unpack still unpacks.
@@ -83,6 +87,7 @@ export async function runStreamProcessor(mediaType: string, operands: readonly s
       tarHoldBytes: TAR_HOLD_BYTES,
       passThrough: false,
       end: true,
+      observer: chunked,
     });
     await finished(output);
   } catch (err) {
@@ -92,7 +97,10 @@ export async function runStreamProcessor(mediaType: string, operands: readonly s
     const offset = err instanceof DecodeError ? err.offset : -1;
     log.write({ media: mediaType, result: 'error', offset, error: message });
     throw new CliError(`zstd stream processor: layer ${mediaType}: ${message}; the tar output was cut short`, ExitCode.failure, { cause: err });
+  } finally {
+    chunked.close();
   }
+  const verified = chunked.result;
   const frames = result.frames ? { frames: result.frames.zstd, skippable: result.frames.skippable } : {};
   log.write({
     media: mediaType,
@@ -101,6 +109,9 @@ export async function runStreamProcessor(mediaType: string, operands: readonly s
     in: result.inputBytes,
     out: result.outputBytes,
     ...frames,
+    ...(verified.format === 'zstd:chunked'
+      ? { chunked: `footer${verified.footer}`, toc: verified.tocDigest, chunks: verified.verified?.chunkDigestsChecked, covered: verified.verified?.chunksCoveredByFileDigest }
+      : {}),
     ms: Math.round(performance.now() - started),
     ...(result.format !== expected ? { note: `content is ${result.format}, media type says ${expected}` } : {}),
   });

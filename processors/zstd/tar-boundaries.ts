@@ -13,29 +13,10 @@
  * after them. A header that does not parse sets `lost`: then the caller falls back to a plain cut.
  */
 
-const BLOCK = 512;
-const EXTENSION_TYPES = new Set(['x', 'g', 'L', 'K']);
-const HEADER_ONLY_TYPES = new Set(['1', '2', '3', '4', '5', '6']);
+import { BLOCK, isExtensionTypeflag, isHeaderOnlyTypeflag, isZeroBlock, parsePaxRecords, paxSize, sizeOf, typeflagOf } from '../../src/tar/header.ts';
 
-function parseSize(header: Uint8Array): number | undefined {
-  const field = header.subarray(124, 136);
-  if (field[0]! & 0x80) {
-    // base-256 (GNU/star) for sizes ≥ 8 GiB
-    let v = 0;
-    for (let i = 1; i < field.length; i += 1) v = v * 256 + field[i]!;
-    return v;
-  }
-  let text = '';
-  for (const b of field) {
-    if (b === 0 || b === 0x20) {
-      if (text.length > 0) break;
-      continue;
-    }
-    if (b < 0x30 || b > 0x37) return undefined;
-    text += String.fromCharCode(b);
-  }
-  return text.length === 0 ? 0 : Number.parseInt(text, 8);
-}
+/** Largest pax record block looked into for a `size` record (they are small: key=value lines). */
+const MAX_PAX = 65536;
 
 export class TarBoundaries {
   /** Output offset just after the last complete, self-contained entry (0 = start). */
@@ -45,13 +26,13 @@ export class TarBoundaries {
   /** The stream stopped looking like tar; no further boundaries are reported. */
   lost = false;
   private offset = 0;
-  private header = new Uint8Array(BLOCK);
+  private header = Buffer.alloc(BLOCK);
   private headerFill = 0;
   /** Bytes of entry data (with padding) still to pass. */
   private skip = 0;
   private pendingExtension = false;
-  /** Data of a pax 'x' record being read (small: key=value lines). */
-  private pax: number[] | undefined;
+  /** Data of a pax 'x' record being read, and how much of it has arrived. */
+  private pax: { data: Buffer; fill: number } | undefined;
   /** Size from the last pax record, for the header that follows it. */
   private paxSize: number | undefined;
 
@@ -60,7 +41,11 @@ export class TarBoundaries {
     while (i < chunk.length && !this.lost) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - i);
-        if (this.pax) for (let k = 0; k < n && this.pax.length < 65536; k += 1) this.pax.push(chunk[i + k]!);
+        if (this.pax) {
+          const take = Math.min(n, this.pax.data.length - this.pax.fill);
+          this.pax.data.set(chunk.subarray(i, i + take), this.pax.fill);
+          this.pax.fill += take;
+        }
         this.skip -= n;
         i += n;
         this.offset += n;
@@ -79,35 +64,39 @@ export class TarBoundaries {
   }
 
   private onHeader(): void {
-    // Cheap test first: a real header has a name and a checksum.
-    if (this.header[0] === 0 && this.header[148] === 0 && this.header.every((b) => b === 0)) {
+    if (isZeroBlock(this.header)) {
       // End-of-archive blocks: ending here is clean too.
       this.entryEnded();
       return;
     }
-    const type = String.fromCharCode(this.header[156]!);
-    let size = parseSize(this.header);
+    const type = typeflagOf(this.header);
+    let size: number;
+    try {
+      size = sizeOf(this.header, this.offset - BLOCK);
+    } catch {
+      this.lost = true;
+      return;
+    }
     if (this.paxSize !== undefined && type !== 'x' && type !== 'g') {
       size = this.paxSize;
       this.paxSize = undefined;
     }
-    if (size === undefined) {
-      this.lost = true;
-      return;
-    }
     // Like Go's archive/tar: links, devices, dirs and fifos carry no data whatever size says;
     // every other type (files, sparse files, extension records, unknown types) carries `size` bytes.
-    const hasData = !HEADER_ONLY_TYPES.has(type);
-    this.pendingExtension = EXTENSION_TYPES.has(type);
-    this.pax = type === 'x' ? [] : undefined;
+    const hasData = !isHeaderOnlyTypeflag(type);
+    this.pendingExtension = isExtensionTypeflag(type);
+    this.pax = type === 'x' ? { data: Buffer.alloc(Math.min(size, MAX_PAX)), fill: 0 } : undefined;
     this.skip = hasData ? Math.ceil(size / BLOCK) * BLOCK : 0;
     if (this.skip === 0) this.entryEnded();
   }
 
   private entryEnded(): void {
     if (this.pax) {
-      const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(Buffer.from(this.pax).toString('latin1'));
-      if (m) this.paxSize = Number(m[1]);
+      try {
+        this.paxSize = paxSize(parsePaxRecords(this.pax.data.subarray(0, this.pax.fill), this.offset), this.offset);
+      } catch {
+        // A pax block we cannot read (or one cut at MAX_PAX): its entry's size stays the header's.
+      }
       this.pax = undefined;
     }
     if (this.pendingExtension) {

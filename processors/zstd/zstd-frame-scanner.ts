@@ -30,6 +30,8 @@ export interface FrameInfo {
   readonly windowSize?: number;
   readonly contentSize?: bigint;
   readonly hasChecksum?: boolean;
+  /** Length of a skippable frame's payload, which follows its 8-byte header. */
+  readonly size?: number;
 }
 
 type State =
@@ -185,7 +187,7 @@ export class ZstdFrameScanner {
       case 'skippable-size': {
         const size = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
         this.skippableFrames += 1;
-        this.options.onFrame?.({ kind: 'skippable', offset: s.frame });
+        this.options.onFrame?.({ kind: 'skippable', offset: s.frame, size });
         this.skip(size, `the ${size}-byte body of the skippable frame at byte ${s.frame}`, s.frame, { at: 'magic' });
         return;
       }

@@ -10,7 +10,9 @@
  * - a zstd:chunked image from `convert-image --zstdchunked` runs under containerd's built-in zstd
  *   and Go's zstd:chunked reader finds our TOC;
  * - an eStargz layer whose TOC disagrees with its data (a diff_id that matches, so containerd
- *   alone accepts it) is refused by our processor with the entry and offset named.
+ *   alone accepts it) is refused by our processor with the entry and offset named;
+ * - outrigger-zstd as the tar+zstd processor verifies the zstd:chunked image's every chunk
+ *   against its TOC and refuses a zstd:chunked layer whose TOC lies.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -21,8 +23,10 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEstargzBuffer } from '../../processors/estargz/build-buffer.ts';
 import { encodeFooter, parseFooter } from '../../processors/estargz/footer.ts';
-import { bareFileHeader, padding } from '../../processors/estargz/tar-header.ts';
+import { padding } from '../../src/tar/header.ts';
+import { bareFileHeader } from '../../processors/estargz/tar-encode.ts';
 import { parseToc, serializeToc } from '../../processors/estargz/toc.ts';
+import { encodeZstdChunkedFooter, parseZstdChunkedFooter, skippableFrame } from '../../processors/estargz/zstd-chunked-footer.ts';
 import { type BuiltImage, buildTestImages, LAYER_ENCODERS, MEDIA_TYPE_LAYER_TAR } from '../../scripts/test-images.ts';
 import { DIST_BIN } from '../../scripts/dev-containerd/private-containerd.ts';
 import { useContainerd } from './harness.ts';
@@ -50,6 +54,27 @@ LAYER_ENCODERS['estargz-badtoc'] = {
   },
 };
 
+const ZSTD_MEDIA = `${MEDIA_TYPE_LAYER_TAR}+zstd`;
+
+/** Our zstd:chunked with one chunk digest in the TOC replaced: valid zstd, consistent diff_id, lying TOC. */
+LAYER_ENCODERS['zstdchunked-badtoc'] = {
+  kind: 'zstdchunked-badtoc',
+  encode: async (tar) => {
+    // Prioritizing a file puts .prefetch.landmark in the stream: a diff_id of its own, so
+    // containerd cannot skip the unpack because the convert-image layer's snapshot exists.
+    const { blob } = await buildEstargzBuffer(tar, { compression: 'zstdchunked', chunkSize: 64 * 1024, prioritizedFiles: ['etc/outrigger-salt'] });
+    const footer = parseZstdChunkedFooter(blob.subarray(-40));
+    const toc = parseToc(zlib.zstdDecompressSync(blob.subarray(footer.toc.offset, footer.toc.offset + footer.toc.length)));
+    toc.entries.find((e) => e.type === 'chunk')!.chunkDigest = `sha256:${'0'.repeat(64)}`;
+    const json = serializeToc(toc);
+    const compressed = zlib.zstdCompressSync(json);
+    const data = blob.subarray(0, footer.toc.offset - 8);
+    const position = { offset: data.length + 8, length: compressed.length, uncompressedLength: json.length };
+    const bad = Buffer.concat([data, skippableFrame(compressed), encodeZstdChunkedFooter({ size: 40, toc: position, manifestType: 1 })]);
+    return { mediaType: ZSTD_MEDIA, blob: bad, diffId: `sha256:${createHash('sha256').update(zlib.zstdDecompressSync(bad)).digest('hex')}` };
+  },
+};
+
 let images: BuiltImage[] = [];
 /** busybox-gzip converted by `outrigger estargz convert-image` (the built binary), and its new diff_id. */
 const convertedFile = path.join(workDir, 'busybox-gzip-converted.oci.tar');
@@ -66,7 +91,7 @@ function image(kind: string): BuiltImage {
 }
 
 beforeAll(async () => {
-  images = await buildTestImages({ outDir: workDir, salt, media: ['estargz', 'gzip', 'estargz-badtoc'] });
+  images = await buildTestImages({ outDir: workDir, salt, media: ['estargz', 'gzip', 'estargz-badtoc', 'zstdchunked-badtoc'] });
   const convert = await execa(path.join(DIST_BIN, 'outrigger-estargz'), ['convert-image', '--level', '6', image('gzip').file, convertedFile]);
   const summary = JSON.parse(convert.stdout) as { layers: Array<{ diffId: string }> };
   convertedDiffId = summary.layers[0]!.diffId;
@@ -78,6 +103,7 @@ beforeAll(async () => {
 afterAll(() => {
   fs.rmSync(workDir, { recursive: true, force: true });
   delete LAYER_ENCODERS['estargz-badtoc'];
+  delete LAYER_ENCODERS['zstdchunked-badtoc'];
 });
 
 function logLines(): string[] {
@@ -229,5 +255,40 @@ describe('containerd built-in gunzip (no stream processor)', () => {
     const img = image('estargz-badtoc');
     await ctd().importImage(img.file);
     expect((await ctd().ctr(['snapshots', 'ls'], { check: true })).stdout).toContain(img.diffId);
+  });
+});
+
+describe('outrigger-zstd as the tar+zstd stream processor: zstd:chunked verified', () => {
+  const zstdLog = path.join(workDir, 'outrigger-zstd.log');
+  const ctd = useContainerd({
+    streamProcessors: {
+      'io.containerd.outrigger.zstd.v1.tar.zstd': {
+        accepts: [ZSTD_MEDIA],
+        returns: MEDIA_TYPE_LAYER_TAR,
+        path: 'outrigger-zstd',
+        args: ['--log-file', zstdLog],
+      },
+    },
+  });
+  const zstdLines = (): string[] => (fs.existsSync(zstdLog) ? fs.readFileSync(zstdLog, 'utf8').trim().split('\n').filter(Boolean) : []);
+
+  it('imports and runs the convert-image --zstdchunked image, every chunk checked against its TOC', async () => {
+    const before = zstdLines().length;
+    await ctd().importImage(convertedZstdFile);
+    const lines = zstdLines().slice(before);
+    expect(lines, lines.join('\n')).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(` result=ok format=zstd .* chunked=footer40 toc=${convertedZstdLayer.tocDigest} chunks=\\d+ covered=0 `));
+    const run = await ctd().run({ image: image('estargz').name, args: ['sh', '-c', 'cat /etc/outrigger-salt'] });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toBe(salt);
+    expect((await ctd().ctr(['snapshots', 'ls'], { check: true })).stdout).toContain(convertedZstdDiffId);
+  });
+
+  it('refuses a zstd:chunked layer whose TOC lies about a chunk (containerd alone would accept it)', async () => {
+    const img = image('zstdchunked-badtoc');
+    const r = await ctd().ctr(['images', 'import', img.file]);
+    expect(r.exitCode).not.toBe(0);
+    expect(`${r.stdout}\n${r.stderr}`).toMatch(/zstd:chunked verification failed: TOC entry \d+ .* chunk digest mismatch/);
+    expect((await ctd().ctr(['snapshots', 'ls'], { check: true })).stdout).not.toContain(img.diffId);
   });
 });
