@@ -65,6 +65,10 @@ async function main(): Promise<void> {
     minify,
     legalComments: 'external',
     logLevel: 'warning',
+    // openpgp's ESM build calls createRequire(import.meta.url) at load, which a CJS bundle
+    // cannot satisfy; its own CJS build is the same code without that.
+    alias: { openpgp: './node_modules/openpgp/dist/node/openpgp.min.cjs' },
+    absWorkingDir: root,
     define: {
       __OUTRIGGER_VERSION__: JSON.stringify(pkg.version),
       __OUTRIGGER_COMMIT__: JSON.stringify(gitCommit()),

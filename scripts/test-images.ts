@@ -106,6 +106,8 @@ export interface BuildOptions {
   busybox?: string;
   /** Image names are `<prefix>-<kind>:latest`; keep them fully qualified so CRI finds them. */
   repositoryPrefix?: string;
+  /** The image config's Cmd; default ["/bin/sh"]. A CRI sandbox image needs one that keeps running. */
+  cmd?: readonly string[];
 }
 
 export interface BuiltImage {
@@ -207,13 +209,13 @@ export async function buildRootfsTar(opts: { busybox?: string; imageName: string
   return packTar(rootfsEntries(busybox, opts.imageName, opts.salt));
 }
 
-function imageConfig(diffId: string): unknown {
+function imageConfig(diffId: string, cmd: readonly string[]): unknown {
   return {
     architecture: 'amd64',
     os: 'linux',
     config: {
       Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-      Cmd: ['/bin/sh'],
+      Cmd: cmd,
       WorkingDir: '/',
     },
     rootfs: { type: 'layers', diff_ids: [diffId] },
@@ -227,7 +229,7 @@ async function buildOne(encoder: LayerEncoder, opts: BuildOptions): Promise<Buil
   const encoded = await encoder.encode(rootfs);
   const diffId = encoded.diffId ?? sha256(rootfs);
   const layer = blobOf(encoded.blob);
-  const config = jsonBlob(imageConfig(diffId));
+  const config = jsonBlob(imageConfig(diffId, opts.cmd ?? ['/bin/sh']));
   const manifest = jsonBlob({
     schemaVersion: 2,
     mediaType: MEDIA_TYPE_MANIFEST,

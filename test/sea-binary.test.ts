@@ -107,10 +107,10 @@ describe('link dispatch', () => {
     expect(r.stdout).toMatch(/^Usage: outrigger imgcrypt decrypt /);
   });
 
-  it('a command not in this build fails with its own name and issue, never exit 0', () => {
+  it('outrigger-log run by hand (no fds 3-5 from a shim) fails with a usage error, never exit 0', () => {
     const r = run(builtBinary('outrigger-log'), ['path', '/tmp/x.log']);
-    expect(r.status).toBe(3);
-    expect(r.stderr).toMatch(/'log' is not part of this build yet \(tracked in issue #6\)/);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/fd 3 \(stdout\) is not open; outrigger-log is meant to be started by a shim/);
     expect(r.stdout).toBe('');
   });
 });

@@ -67,7 +67,7 @@ describe('shim start / daemon / delete', () => {
         const c = await task.connect({ id });
         expect(c.shimPid).toBe(daemonPid);
         await expect(task.state({ id: 'nope' })).rejects.toMatchObject({ code: Code.NotFound, message: 'state nope: container not created: not found' });
-        await expect(task.pause({ id })).rejects.toMatchObject({ code: Code.Unimplemented });
+        await expect(task.pause({ id })).rejects.toMatchObject({ code: Code.NotFound, message: `pause ${id}: container not created: not found` });
       }
       await serviceClient(client, Task, TASK_SERVICE_V2).shutdown({ id });
     } finally {

@@ -54,6 +54,53 @@ describe('process lifecycle', () => {
     expect(() => transition(deleted, { kind: 'delete' })).toThrow('cannot delete a deleted process');
   });
 
+  it('pause and resume: only a running process pauses, only a paused one resumes, with the runc shim’s words', () => {
+    const created = initialState(5);
+    expect(() => transition(created, { kind: 'pause' })).toThrow('cannot pause task in created state');
+    expect(() => transition(created, { kind: 'resume' })).toThrow('cannot resume task in created state');
+    const running = transition(created, { kind: 'start', pid: 5 });
+    expect(() => transition(running, { kind: 'resume' })).toThrow('cannot resume a running process');
+    const paused = transition(running, { kind: 'pause' });
+    expect(paused).toEqual({ kind: 'paused', pid: 5 });
+    expect(statusOf(paused)).toBe(TaskStatus.paused);
+    expect(() => transition(paused, { kind: 'pause' })).toThrow('cannot pause a paused container');
+    expect(() => transition(paused, { kind: 'delete' })).toThrow('cannot delete a paused process');
+    expect(() => transition(paused, { kind: 'start', pid: 5 })).toThrow('cannot start a paused process');
+    expect(transition(paused, { kind: 'resume' })).toEqual(running);
+    // A frozen process can still die (SIGKILL, OOM): it stops like a running one.
+    const stopped = transition(paused, exitEvent(137));
+    expect(stopped).toMatchObject({ kind: 'stopped', started: true });
+    expect(() => transition(stopped, { kind: 'pause' })).toThrow('cannot pause a stopped container');
+    expect(() => transition(stopped, { kind: 'resume' })).toThrow('cannot resume a stopped container');
+  });
+
+  it('with pause and resume in the mix, an exit is still recorded once, after the start, and delete stays last', () => {
+    const withPause = fc.oneof(eventArb, fc.constantFrom<ProcessEvent>({ kind: 'pause' }, { kind: 'resume' }));
+    fc.assert(
+      fc.property(fc.array(withPause, { maxLength: 16 }), (events) => {
+        let state: ProcessState = initialState(1);
+        const accepted: ProcessEvent['kind'][] = [];
+        for (const e of events) {
+          try {
+            state = transition(state, e);
+            accepted.push(e.kind);
+          } catch (err) {
+            expect(err).toBeInstanceOf(LifecycleError);
+          }
+        }
+        expect(accepted.filter((k) => k === 'exit').length).toBeLessThanOrEqual(1);
+        const pauses = accepted.filter((k) => k === 'pause').length;
+        const resumes = accepted.filter((k) => k === 'resume').length;
+        // pauses and resumes alternate, starting with a pause, all between start and exit
+        expect(pauses - resumes === 0 || pauses - resumes === 1).toBe(true);
+        const firstPause = accepted.indexOf('pause');
+        if (firstPause >= 0) expect(accepted.indexOf('start')).toBeLessThan(firstPause);
+        if (accepted.includes('delete')) expect(accepted.at(-1)).toBe('delete');
+        if (accepted.includes('delete')) expect(accepted[accepted.length - 2]).not.toBe('pause');
+      }),
+    );
+  });
+
   it('reports containerd status numbers and Go exit statuses', () => {
     expect(statusOf(initialState(1))).toBe(TaskStatus.created);
     expect(statusOf(transition(initialState(1), { kind: 'start', pid: 1 }))).toBe(TaskStatus.running);

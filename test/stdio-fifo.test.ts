@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConsoleIo } from '../src/stdio/console-io.ts';
 import { FifoIo } from '../src/stdio/fifo-io.ts';
 import { NullIo } from '../src/stdio/null-io.ts';
 import { openProcessIo, stdioScheme } from '../src/stdio/open-process-io.ts';
@@ -90,13 +91,13 @@ describe('FifoIo', () => {
 });
 
 describe('openProcessIo', () => {
-  it('all empty is null IO; plain paths and fifo:// are FIFOs; other schemes are refused by name', () => {
-    expect(openProcessIo({ stdin: '', stdout: '', stderr: '', terminal: false })).toBeInstanceOf(NullIo);
+  it('all empty is null IO; plain paths and fifo:// are FIFOs; other schemes are refused by name', async () => {
+    expect(await openProcessIo({ stdin: '', stdout: '', stderr: '', terminal: false })).toBeInstanceOf(NullIo);
     expect(stdioScheme('/run/x/c-stdout')).toBe('fifo');
     expect(stdioScheme('fifo:///run/x')).toBe('fifo');
     expect(stdioScheme('binary:///usr/bin/logger?x=y')).toBe('binary');
-    expect(() => openProcessIo({ stdin: '', stdout: 'file:///tmp/x.log', stderr: 'file:///tmp/x.log', terminal: false })).toThrow('unknown STDIO scheme file');
-    expect(() => openProcessIo({ stdin: '', stdout: '/x', stderr: '', terminal: true })).toThrow(/terminal/);
+    await expect(openProcessIo({ stdin: '', stdout: 'syslog:///dev/log', stderr: '', terminal: false })).rejects.toThrow('unknown STDIO scheme syslog');
+    expect(await openProcessIo({ stdin: '', stdout: '/x', stderr: '', terminal: true })).toBeInstanceOf(ConsoleIo);
   });
 });
 

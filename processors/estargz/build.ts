@@ -22,7 +22,7 @@ import { BLOCK, padding, type TarEntryHeader } from '../../src/tar/header.ts';
 import { bareFileHeader, encodeHeader, xattrsOf } from './tar-encode.ts';
 import { encodeZstdChunkedFooter, MANIFEST_TYPE_CRFS, skippableFrame } from './zstd-chunked-footer.ts';
 import {
-  cleanName, DEFAULT_CHUNK_SIZE, LANDMARK_CONTENT, LANDMARK_NO_PREFETCH, LANDMARK_PREFETCH, serializeToc, sha256Digest,
+  assertInsideLayer, cleanName, DEFAULT_CHUNK_SIZE, LANDMARK_CONTENT, LANDMARK_NO_PREFETCH, LANDMARK_PREFETCH, serializeToc, sha256Digest,
   TOC_NAME, type TocEntry,
 } from './toc.ts';
 
@@ -107,7 +107,10 @@ export function orderEntries(
   prioritized: readonly string[] | undefined,
 ): { order: IndexedEntry[]; landmark: string; prioritizedCount: number } {
   const lastIndex = new Map<string, number>();
-  entries.forEach((e, i) => lastIndex.set(cleanName(text(e.header.name)), i));
+  entries.forEach((e, i) => {
+    assertInsideLayer(text(e.header.name), `input tar entry ${i}`);
+    lastIndex.set(cleanName(text(e.header.name)), i);
+  });
   const kept = entries.filter((e, i) => {
     const name = cleanName(text(e.header.name));
     if (name === LANDMARK_PREFETCH || name === LANDMARK_NO_PREFETCH || name === TOC_NAME) return false;

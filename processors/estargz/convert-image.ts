@@ -7,6 +7,7 @@
  * media types turned into OCI ones (Docker manifests cannot carry layer annotations), and new
  * config, manifest and index blobs. Other layers (zstd, encrypted) are kept as they are.
  */
+import type { Descriptor } from '../../src/oci/descriptor.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,14 +32,7 @@ const CONVERTIBLE = new Set([
   'application/vnd.docker.image.rootfs.diff.tar.gzip',
 ]);
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: unknown;
-  [key: string]: unknown;
-}
+export type { Descriptor } from '../../src/oci/descriptor.ts';
 
 export interface ConvertSummary {
   manifests: number;

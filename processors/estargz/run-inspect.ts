@@ -12,6 +12,7 @@ import { FOOTER_SIZE, parseFooter } from './footer.ts';
 import { parseTocDigest } from './run-unpack.ts';
 import { BLOCK, decodeRawHeader } from '../../src/tar/header.ts';
 import { parseToc, sha256Digest, TOC_NAME, type Toc } from './toc.ts';
+import { MAX_TOC_BYTES } from './tar-walker.ts';
 import { Writable } from 'node:stream';
 import { UnpackError } from './unpack.ts';
 import { unpackAnyLayer } from './unpack-any.ts';
@@ -75,7 +76,19 @@ export function readStoredToc(file: string): StoredToc {
     if (footer.tocOffset >= end) throw new Error(`the footer's TOC offset ${footer.tocOffset} is beyond the data (${end} bytes)`);
     const member = Buffer.alloc(end - footer.tocOffset);
     fs.readSync(fd, member, 0, member.length, footer.tocOffset);
-    const tar = zlib.gunzipSync(member);
+    // Bounded: a small member can inflate to gigabytes (a TOC of zeros). Read the entry's
+    // declared size from the first block before inflating the whole member.
+    const head = zlib.gunzipSync(member.subarray(0, Math.min(member.length, 4096)), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    if (head.length < BLOCK) throw new Error('the TOC member is too short to hold a tar header');
+    const declared = decodeRawHeader(head.subarray(0, BLOCK), 0).size;
+    if (declared > MAX_TOC_BYTES) throw new Error(`the stargz.index.json TOC entry is ${declared} bytes, larger than the ${MAX_TOC_BYTES / (1024 * 1024)} MiB TOC limit`);
+    let tar: Buffer;
+    try {
+      tar = zlib.gunzipSync(member, { maxOutputLength: declared + 4 * BLOCK + 1024 });
+    } catch (err) {
+      if (err instanceof RangeError) throw new Error(`the TOC member inflates to more than its ${declared}-byte TOC entry needs`, { cause: err });
+      throw err;
+    }
     const header = decodeRawHeader(tar.subarray(0, BLOCK), 0);
     if (header.name.toString('utf8') !== TOC_NAME) throw new Error(`the TOC member's first entry is ${JSON.stringify(header.name.toString('utf8'))}, not ${TOC_NAME}`);
     const json = tar.subarray(BLOCK, BLOCK + header.size);

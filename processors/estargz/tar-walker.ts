@@ -241,6 +241,7 @@ export class TarWalker {
     if (name.equals(TOC_NAME_BYTES)) {
       if (size > MAX_TOC_BYTES) {
         this.tocParts = undefined;
+        this.problem ??= `the stargz.index.json TOC entry is ${size} bytes, larger than the ${MAX_TOC_BYTES / (1024 * 1024)} MiB TOC limit`;
       } else {
         this.tocParts = { buffer: Buffer.allocUnsafeSlow(size), fill: 0 };
         this.tocHeaderAt = entry.headerOffset;

@@ -183,7 +183,10 @@ export function parseToc(json: Buffer): Toc {
   const entries = list.map((raw: unknown, index: number): TocEntry => {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new TocError(`TOC entry ${index} is not an object`);
     const fast = checkedInPlace(raw as Record<string, unknown>, index);
-    if (fast) return fast;
+    if (fast) {
+      assertInsideLayer(fast.name, `TOC entry ${index}`);
+      return fast;
+    }
     const o = lowerKeys(raw as Record<string, unknown>);
     const type = optionalString(o, 'type', index);
     if (type === undefined || !TYPES.has(type)) throw new TocError(`TOC entry ${index}: unknown type ${JSON.stringify(type)}`);
@@ -197,8 +200,10 @@ export function parseToc(json: Buffer): Toc {
         xattrs[k] = v;
       }
     }
+    const name = optionalString(o, 'name', index) ?? '';
+    assertInsideLayer(name, `TOC entry ${index}`);
     return {
-      name: optionalString(o, 'name', index) ?? '',
+      name,
       type: type as TocEntryType,
       size: optionalInt(o, 'size', index),
       modtime: optionalString(o, 'modtime', index),
@@ -222,6 +227,17 @@ export function parseToc(json: Buffer): Toc {
   const tarSplitDigest = top.get('tarSplitDigest');
   if (tarSplitDigest !== undefined && tarSplitDigest !== null && typeof tarSplitDigest !== 'string') throw new TocError('TOC tarSplitDigest is not a string');
   return { version: 1, entries, ...(typeof tarSplitDigest === 'string' && tarSplitDigest !== '' ? { tarSplitDigest } : {}) };
+}
+
+/**
+ * Refuses a name that is absolute or has a `..` component. Go's reader would clean such a name
+ * back inside the root; our tools refuse it instead, because no legitimate layer builder writes
+ * one and a tool that extracts by name must never be pointed outside the layer.
+ */
+export function assertInsideLayer(name: string, where: string): void {
+  if (name.startsWith('/') || name.split('/').includes('..')) {
+    throw new TocError(`${where}: name ${JSON.stringify(name)} leaves the layer root (absolute or with a ".." component)`);
+  }
 }
 
 /** Go's reader: `path.Clean("/" + name)` without the leading slash. */

@@ -15,6 +15,8 @@ import { setChildSubreaper } from '../../src/sys/subreaper.ts';
 import { encodeReadiness, READINESS_FD } from './bootstrap/readiness.ts';
 import type { Readiness } from './bootstrap/readiness.ts';
 import { socketAnswers } from './bootstrap/socket-probe.ts';
+import { lockSocket } from './bootstrap/stale-socket-lock.ts';
+import { tuneDaemonHeap } from './daemon-memory.ts';
 import type { ShimFlags } from './flags.ts';
 
 function report(r: Readiness): void {
@@ -40,34 +42,50 @@ type Bound = { readonly state: 'listening'; readonly listener: net.Server } | { 
 
 /**
  * Binds `socket` (owner-only, like Go's NewSocket). Accepted connections stay paused until the
- * server reads them. Notes for the log, which is not open yet, go to `notes`.
+ * server reads them. A path that is taken belongs to a live shim of the group (`exists`) or is a
+ * stale socket, which is removed and rebound under the lock (./bootstrap/stale-socket-lock.ts),
+ * probing once more under it, so racing daemons end with exactly one listening. Notes for the
+ * log, which is not open yet, go to `notes`.
  */
 async function bind(socket: string, notes: string[]): Promise<Bound> {
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const listener = net.createServer({ pauseOnConnect: true });
-    try {
-      await listen(listener, socket);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new Error(`listen on ${socket}: ${String(err)}`, { cause: err });
-      if (await socketAnswers(socket)) return { state: 'exists' };
-      notes.push(`removed stale shim socket ${socket}`);
-      fs.rmSync(socket, { force: true });
-      continue;
-    }
-    // Connections are only accepted once the event loop polls, after this chmod.
-    try {
-      fs.chmodSync(socket, 0o600);
-    } catch (err) {
-      listener.close();
-      throw new Error(`chmod 0600 ${socket}: ${String(err)}`, { cause: err });
-    }
-    return { state: 'listening', listener };
+  const first = await tryListen(socket);
+  if (first !== undefined) return first;
+  if (await socketAnswers(socket)) return { state: 'exists' };
+  const lock = await lockSocket(socket);
+  try {
+    if (await socketAnswers(socket)) return { state: 'exists' };
+    notes.push(`removed stale shim socket ${socket}`);
+    fs.rmSync(socket, { force: true });
+    const bound = await tryListen(socket);
+    if (bound === undefined) throw new Error(`cannot bind ${socket}: taken again while holding its lock`);
+    return bound;
+  } finally {
+    lock.release();
   }
-  throw new Error(`cannot bind ${socket}: it keeps being taken`);
+}
+
+/** Listening, or undefined when the path is taken. */
+async function tryListen(socket: string): Promise<Bound | undefined> {
+  const listener = net.createServer({ pauseOnConnect: true });
+  try {
+    await listen(listener, socket);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return undefined;
+    throw new Error(`listen on ${socket}: ${String(err)}`, { cause: err });
+  }
+  // Connections are only accepted once the event loop polls, after this chmod.
+  try {
+    fs.chmodSync(socket, 0o600);
+  } catch (err) {
+    listener.close();
+    throw new Error(`chmod 0600 ${socket}: ${String(err)}`, { cause: err });
+  }
+  return { state: 'listening', listener };
 }
 
 export async function runDaemon(flags: ShimFlags): Promise<void> {
+  tuneDaemonHeap();
   const bundle = process.cwd();
   try {
     setChildSubreaper(true);

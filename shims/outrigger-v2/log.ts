@@ -12,12 +12,39 @@ import pino from 'pino';
 
 export type Logger = pino.Logger;
 
-class FifoDestination {
-  readonly #fd: number | undefined;
+/**
+ * Where the lines go: the write end of one bundle's `log` FIFO. A shim serving several tasks
+ * opened the first task's FIFO, and containerd stops reading it (and removes the bundle) when
+ * that task is deleted, so the serving side can point the log at another task's FIFO.
+ */
+export class ShimLogFifo {
+  #fd: number | undefined;
+  #bundle: string | undefined;
   dropped = 0;
 
-  constructor(fd: number | undefined) {
+  /** The bundle whose FIFO receives the lines (undefined: none could be opened). */
+  get bundle(): string | undefined {
+    return this.#bundle;
+  }
+
+  /** Switches to `<bundle>/log`; keeps the current FIFO when that one cannot be opened. */
+  retarget(bundle: string): boolean {
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(bundle, 'log'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+    } catch {
+      return false; // no FIFO (tests, a bundle without containerd) or no reader
+    }
+    if (this.#fd !== undefined) {
+      try {
+        fs.closeSync(this.#fd);
+      } catch {
+        // already gone
+      }
+    }
     this.#fd = fd;
+    this.#bundle = bundle;
+    return true;
   }
 
   write(line: string): boolean {
@@ -33,20 +60,22 @@ class FifoDestination {
 
 /** Opens `<bundle>/log` (if containerd made it) and returns a logger writing there. */
 export function openShimLog(bundle: string, opts: { debug: boolean; namespace: string; id: string }): Logger {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(path.join(bundle, 'log'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
-  } catch {
-    fd = undefined; // no FIFO (tests, a bundle without containerd) or no reader: log nowhere
-  }
-  return pino(
+  return openShimLogFifo(bundle, opts).log;
+}
+
+/** As openShimLog, also handing out the destination so the log can follow live tasks. */
+export function openShimLogFifo(bundle: string, opts: { debug: boolean; namespace: string; id: string }): { log: Logger; fifo: ShimLogFifo } {
+  const fifo = new ShimLogFifo();
+  fifo.retarget(bundle);
+  const log = pino(
     {
       level: opts.debug ? 'debug' : 'info',
       base: { pid: process.pid, namespace: opts.namespace, shim: opts.id },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    new FifoDestination(fd),
+    fifo,
   );
+  return { log, fifo };
 }
 
 /** A logger that writes nothing (start/delete: stdout is the protocol, stderr is folded into it). */

@@ -1,17 +1,25 @@
 /**
  * The shim daemon once its socket listens (./daemon.ts): the log on the bundle's FIFO, the
- * child reaper, events to $TTRPC_ADDRESS, and the Task service (both service names) on the
- * listening socket. It ends on Shutdown with no container left, or on SIGTERM/SIGINT.
+ * child reaper, events to $TTRPC_ADDRESS, the Task service (both service names) and the Group
+ * service that `start` joins through (./bootstrap/group-join.ts), all on the listening socket.
+ * One daemon may serve many tasks (a CRI sandbox, or a whole namespace with ShimGrouping =
+ * "node"): ./shim-lifetime.ts decides when it may leave, the log follows the live tasks' FIFOs,
+ * and an idle trim gives back memory after bursts (./daemon-memory.ts). It ends when the last
+ * task is gone (Shutdown), or on SIGTERM/SIGINT.
  */
 import type net from 'node:net';
 import { registerTaskService } from '../../src/api/task-service.ts';
+import type { TaskServiceImpl } from '../../src/api/task-service.ts';
 import { ChildReaper } from '../../src/sys/child-reaper.ts';
 import { TtrpcServer } from '../../src/ttrpc/server.ts';
+import { GROUP_SERVICE } from './bootstrap/group-join.ts';
+import { IdleTrimmer } from './daemon-memory.ts';
 import { TtrpcEventPublisher } from './events/publisher.ts';
 import type { ShimFlags } from './flags.ts';
-import { openShimLog } from './log.ts';
-import type { Logger } from './log.ts';
+import { openShimLogFifo } from './log.ts';
+import type { Logger, ShimLogFifo } from './log.ts';
 import { TaskService } from './service/task-service.ts';
+import { ShimLifetime } from './shim-lifetime.ts';
 
 export interface ServeOptions {
   readonly flags: ShimFlags;
@@ -24,9 +32,49 @@ export interface ServeOptions {
   readonly reportedMs: number;
 }
 
+type Impl = Partial<TaskServiceImpl>;
+
+/**
+ * Create and Delete as the service does them, plus what a shared shim must track around them:
+ * a Create settles the join of its task and counts while in flight; a Delete of the task whose
+ * FIFO carries the log moves the log to a live task's FIFO; both re-arm the idle trim.
+ */
+function trackTasks(impl: Impl, service: TaskService, lifetime: ShimLifetime, fifo: ShimLogFifo, trimmer: IdleTrimmer, inFlight: { creates: number }): Impl {
+  const { create, delete: del } = impl;
+  const out: Impl = { ...impl };
+  if (create) {
+    out.create = async (req, ctx) => {
+      lifetime.created(req.id);
+      inFlight.creates++;
+      trimmer.activity();
+      try {
+        const res = await create(req, ctx);
+        if (fifo.bundle === undefined) fifo.retarget(req.bundle);
+        return res;
+      } finally {
+        inFlight.creates--;
+      }
+    };
+  }
+  if (del) {
+    out.delete = async (req, ctx) => {
+      const bundle = req.execId === '' ? service.containers.get(req.id)?.bundle : undefined;
+      const res = await del(req, ctx);
+      if (bundle !== undefined) {
+        trimmer.activity();
+        if (fifo.bundle === bundle) {
+          for (const c of service.containers.values()) if (fifo.retarget(c.bundle)) break;
+        }
+      }
+      return res;
+    };
+  }
+  return out;
+}
+
 /** Returns the shim's logger. */
 export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: ServeOptions): Logger {
-  const log = openShimLog(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id });
+  const { log, fifo } = openShimLogFifo(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id });
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception');
     process.exit(1);
@@ -44,11 +92,14 @@ export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: Ser
       error: (fields, message) => log.error(fields, message),
     },
   });
+  const trimmer = new IdleTrimmer();
 
   let stopping = false;
   const stop = (why: string) => {
     if (stopping) return;
     stopping = true;
+    lifetime.markLeaving();
+    trimmer.close();
     log.info({ why }, 'shim shutting down');
     // As Go's cleanup: nobody can reach a shim on its way out. Closing the listener unlinks
     // the socket file (libuv does, right before closing the fd), before the events drain.
@@ -63,15 +114,25 @@ export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: Ser
     })();
   };
 
-  const service = new TaskService({
+  const inFlight = { creates: 0 };
+  let service: TaskService | undefined;
+  const lifetime = new ShimLifetime({
+    tasks: () => (service?.containers.size ?? 0) + inFlight.creates,
+    stop,
+  });
+  // The task whose `start` spawned this daemon has joined it.
+  lifetime.join(flags.id);
+
+  service = new TaskService({
     namespace: flags.namespace,
     reaper,
     events,
     log,
     // After the Shutdown response is on its way.
-    onShutdown: () => setImmediate(() => stop('Shutdown RPC with no containers left')),
+    onShutdown: (id) => setImmediate(() => lifetime.shutdownRequested(id)),
   });
-  registerTaskService(server, service.impl());
+  registerTaskService(server, trackTasks(service.impl(), service, lifetime, fifo, trimmer, inFlight));
+  server.register(GROUP_SERVICE, lifetime.handlers());
   server.serve(listener);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

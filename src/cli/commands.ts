@@ -8,6 +8,9 @@ import { defineTtrpcCall } from '../ttrpc/call-command.ts';
 import { defineShim } from '../../shims/outrigger-v2/command.ts';
 import { defineConfig, defineInstall, defineUninstall } from '../install/commands.ts';
 import { defineDoctor } from '../doctor/command.ts';
+import { defineLog } from '../../loggers/outrigger-log/command.ts';
+import { defineImgcrypt } from '../../processors/imgcrypt/command.ts';
+import { defineImgcryptImages } from '../../processors/imgcrypt/image-command.ts';
 
 export type CommandDefinition = (program: Command) => void;
 
@@ -22,4 +25,7 @@ export const commandDefinitions: readonly CommandDefinition[] = [
   defineUninstall,
   defineConfig,
   defineDoctor,
+  defineLog,
+  defineImgcrypt,
+  defineImgcryptImages,
 ];

@@ -16,9 +16,6 @@ export interface PlannedCommand {
 }
 
 export const plannedCommands: readonly PlannedCommand[] = [
-  { path: 'imgcrypt decrypt', summary: 'ocicrypt layer decryption stream processor (ctd-decoder compatible)', issue: 9, rawArgs: true },
-  { path: 'imgcrypt encrypt', summary: 'encrypt a layer stream with ocicrypt', issue: 9, rawArgs: true },
-  { path: 'log', summary: 'logging driver for binary:// stdio URIs', issue: 6, rawArgs: true },
 ];
 
 function groupCommand(parent: Command, name: string, summary: string): Command {

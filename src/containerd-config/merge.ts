@@ -21,7 +21,7 @@ import {
   ownedTables,
   renderTables,
 } from './entries.ts';
-import { headerLines, pathStartsWith, splitLines, tomlHeader } from './toml-lines.ts';
+import { headerLines, linesInsideStrings, pathStartsWith, splitLines, tomlHeader } from './toml-lines.ts';
 
 export const BLOCK_BEGIN = '# >>> outrigger: added by `outrigger install`; `outrigger uninstall` removes this block';
 export const BLOCK_END = '# <<< outrigger';
@@ -91,25 +91,25 @@ export function configVersionOf(doc: TomlDoc, source: string, fallback: Containe
   throw new ConfigMergeError(`${source}: config version ${String(v)} is not supported (outrigger writes versions 2 and 3)`);
 }
 
-/** Removes our block and un-comments replaced tables: the exact text before `merge`. */
+/**
+ * Removes our block and un-comments replaced tables: the exact text before `merge`. Markers and
+ * prefixed lines count only outside multi-line strings: inside one they are the operator's data.
+ */
 export function unmerge(text: string): string {
-  let begin = -1;
-  for (let at = text.indexOf(BLOCK_BEGIN); at >= 0; at = text.indexOf(BLOCK_BEGIN, at + 1)) {
-    const atLineStart = at === 0 || text[at - 1] === '\n';
-    const rest = text.slice(at + BLOCK_BEGIN.length);
-    if (atLineStart && (rest === '' || rest.startsWith('\n') || rest.startsWith('\r\n'))) {
-      begin = at;
-      break;
-    }
-  }
+  const lines = splitLines(text);
+  const inString = linesInsideStrings(lines);
+  const lineStart: number[] = [];
+  for (let i = 0, at = 0; i < lines.length; at += lines[i]!.length + 1, i++) lineStart.push(at);
+  const beginLine = lines.findIndex((l, i) => !inString[i] && (l === BLOCK_BEGIN || l === `${BLOCK_BEGIN}\r`));
   let kept = text;
-  if (begin >= 0) {
-    const endMarker = `\n${BLOCK_END}`;
-    const endAt = text.indexOf(endMarker, begin);
-    if (endAt < 0) {
+  if (beginLine >= 0) {
+    const begin = lineStart[beginLine]!;
+    let endLine = -1;
+    for (let i = beginLine + 1; i < lines.length && endLine < 0; i++) if (!inString[i] && lines[i]!.startsWith(BLOCK_END)) endLine = i;
+    if (endLine < 0) {
       throw new ConfigMergeError(`outrigger block starts at byte ${begin} but its end marker '${BLOCK_END}' is missing; remove the block by hand`);
     }
-    let blockEnd = endAt + endMarker.length;
+    let blockEnd = lineStart[endLine]! + BLOCK_END.length;
     if (text[blockEnd] === '\n') blockEnd++;
     // merge wrote exactly one line break before the block when the file was not empty.
     kept = text.slice(0, begin > 0 ? begin - 1 : 0) + text.slice(blockEnd);
@@ -118,7 +118,8 @@ export function unmerge(text: string): string {
 }
 
 function restoreReplaced(lines: readonly string[]): string[] {
-  return lines.map((l) => (l.startsWith(REPLACED_PREFIX) ? l.slice(REPLACED_PREFIX.length) : l));
+  const inString = linesInsideStrings(lines);
+  return lines.map((l, i) => (!inString[i] && l.startsWith(REPLACED_PREFIX) ? l.slice(REPLACED_PREFIX.length) : l));
 }
 
 /**

@@ -37,6 +37,20 @@ export function headerLines(lines: readonly string[]): HeaderLine[] {
   return out;
 }
 
+/**
+ * For each line, whether it begins inside a multi-line string (its text is string data, not a
+ * comment, header or marker).
+ */
+export function linesInsideStrings(lines: readonly string[]): boolean[] {
+  const out: boolean[] = [];
+  let openMultiline: '"""' | "'''" | undefined;
+  for (const line of lines) {
+    out.push(openMultiline !== undefined);
+    openMultiline = multilineStateAfter(line, openMultiline);
+  }
+  return out;
+}
+
 function multilineStateAfter(line: string, open: '"""' | "'''" | undefined): '"""' | "'''" | undefined {
   let state = open;
   let i = 0;

@@ -49,6 +49,7 @@ const definitions = {
   // int ioctl(int fd, unsigned long request, void *arg)
   ioctl: { return: 'i32', arguments: ['i32', 'u64', 'pointer'] },
   eventfd: { return: 'i32', arguments: ['u32', 'i32'] },
+  pipe2: { return: 'i32', arguments: ['pointer', 'i32'] },
   posix_openpt: { return: 'i32', arguments: ['i32'] },
   grantpt: { return: 'i32', arguments: ['i32'] },
   unlockpt: { return: 'i32', arguments: ['i32'] },

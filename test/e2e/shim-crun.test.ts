@@ -33,6 +33,13 @@ function writeConfig(name: string, body: string): string {
   return file;
 }
 
+/** ctr's error from "OCI runtime" on, with the container id made neutral, to compare two shims. */
+function runtimeFailure(stderr: string, id: string): string {
+  const line = /OCI runtime .*$/m.exec(stderr)?.[0];
+  if (line === undefined) throw new Error(`no "OCI runtime … failed" in ctr's stderr: ${stderr}`);
+  return line.split(id).join('<id>');
+}
+
 describe('OCI runtime from runtime options', () => {
   it('BinaryName = "crun": crun is the one that runs, and its refusal reaches ctr as under runc.v2', async () => {
     await ctd().importImage(image().file);
@@ -43,11 +50,25 @@ describe('OCI runtime from runtime options', () => {
     expect(crunReason, stock.stderr).toBeTruthy();
     expect(stock.exitCode).not.toBe(0);
     expect(ours.exitCode).not.toBe(0);
-    expect(ours.stderr).toContain(`create ${ours.id}: crun create failed: ${crunReason!}`);
+    // The same shape as the Go shim, the runtime's own "crun create failed" said once.
+    expect(runtimeFailure(ours.stderr, ours.id)).toBe(runtimeFailure(stock.stderr, stock.id));
+    expect(ours.stderr).toContain(`OCI runtime create failed: ${crunReason!}`);
     const left = ctd().leftovers();
     expect(left.mounts).toEqual([]);
     expect(left.runtimeEntries).toEqual([]);
     await waitFor('the shim to exit', () => (shimFor(ctd(), ours.id) === undefined ? true : undefined));
+  });
+
+  it('runc refusing a missing executable: the same error text under both shims, prefix said once', async () => {
+    const ours = await ctd().run({ image: image().name, runtime: OUTRIGGER, args: ['/no/such/binary'] });
+    const stock = await ctd().run({ image: image().name, runtime: RUNC_V2, args: ['/no/such/binary'] });
+    expect(ours.exitCode).not.toBe(0);
+    expect(stock.exitCode).not.toBe(0);
+    const line = runtimeFailure(ours.stderr, ours.id);
+    expect(line).toMatch(/^OCI runtime create failed: runc create failed: .*no such file or directory: unknown$/);
+    expect(line).toBe(runtimeFailure(stock.stderr, stock.id));
+    await waitFor('the shim to exit', () => (shimFor(ctd(), ours.id) === undefined ? true : undefined));
+    expect(ctd().leftovers().runtimeEntries).toEqual([]);
   });
 
   it('BinaryName and Root reach every runtime call: run, exec, ps, kill, delete through a wrapper', async () => {

@@ -2,6 +2,9 @@
  * Grouping: containers carrying the same io.kubernetes.cri.sandbox-id share one shim process
  * (one socket, every RPC dispatched on the request's id); deleting the first container, whose
  * bundle is the shim's cwd, leaves the shim serving the second; the shim leaves with the last.
+ * Five containers of one sandbox started at once end in one shim; a container of the sandbox
+ * that starts while the sandbox's last task is being deleted is served (its `start` joined the
+ * shim, which therefore waits for its Create instead of leaving), by that shim or a new one.
  */
 import { describe, expect, it } from 'vitest';
 import { shimSocketPath, uniqueId, useContainerd } from './harness.ts';
@@ -47,6 +50,32 @@ describe('one shim per CRI sandbox group', () => {
     await ctd().ctr(['tasks', 'delete', b], { check: true });
     await ctd().ctr(['containers', 'rm', b], { check: true });
     await waitFor('the shared shim to exit', () => (outriggerShims(ctd()).length === 0 ? true : undefined));
+    expect(fs.existsSync(shimSocketPath(ctd().address, ctd().namespace, pod))).toBe(false);
+  });
+
+  it('five containers of one sandbox started at once share one shim; a start racing the last delete is served', async () => {
+    const pod = uniqueId('pod5');
+    const annotation = ['--annotation', `io.kubernetes.cri.sandbox-id=${pod}`];
+    const ids = Array.from({ length: 5 }, () => uniqueId('p5'));
+    const runs = await Promise.all(ids.map((id) => ctd().run({ image: image().name, id, runtime: OUTRIGGER, detach: true, flags: annotation, args: ['sleep', '1000'] })));
+    for (const r of runs) expect({ id: r.id, code: r.exitCode, stderr: r.stderr }).toEqual({ id: r.id, code: 0, stderr: '' });
+    const shims = outriggerShims(ctd());
+    expect(shims).toHaveLength(1);
+    for (const id of ids) expect(await taskStatus(ctd(), id)).toBe('RUNNING');
+
+    const remove = async (id: string) => {
+      await ctd().ctr(['tasks', 'kill', '--signal', 'SIGKILL', id], { check: true });
+      await waitFor(`${id} to stop`, async () => ((await taskStatus(ctd(), id)) === 'STOPPED' ? true : undefined));
+      await ctd().ctr(['tasks', 'delete', id], { check: true });
+      await ctd().ctr(['containers', 'rm', id], { check: true });
+    };
+    // Delete all five while a sixth of the same sandbox starts: its run must succeed.
+    const [late] = await Promise.all([
+      ctd().run({ image: image().name, runtime: OUTRIGGER, flags: annotation, args: ['sh', '-c', 'echo late; exit 8'] }),
+      ...ids.map(remove),
+    ]);
+    expect({ out: late.stdout, code: late.exitCode, err: late.stderr }).toEqual({ out: 'late\n', code: 8, err: '' });
+    await waitFor('the sandbox shim to leave', () => (outriggerShims(ctd()).length === 0 ? true : undefined));
     expect(fs.existsSync(shimSocketPath(ctd().address, ctd().namespace, pod))).toBe(false);
   });
 });

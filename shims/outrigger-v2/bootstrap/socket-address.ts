@@ -14,6 +14,12 @@ export const SOCKET_DIR = '/run/containerd/s';
 /** Annotations that put containers in one shim, in the order the runc shim consults them. */
 export const GROUP_ANNOTATIONS = ['io.containerd.runc.v2.group', 'io.kubernetes.cri.sandbox-id'] as const;
 
+/**
+ * The group of `ShimGrouping = "node"`: one shim per containerd namespace. `@` cannot occur in a
+ * containerd identifier, so no task id or sandbox id hashes to the same socket.
+ */
+export const NODE_GROUP = '@node';
+
 export function groupingKey(id: string, annotations: Readonly<Record<string, string>> | undefined): string {
   for (const key of GROUP_ANNOTATIONS) {
     const value = annotations?.[key];

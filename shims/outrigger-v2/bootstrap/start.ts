@@ -1,27 +1,36 @@
 /**
  * `start`: containerd runs it in the bundle with the options (or BootstrapParams) on stdin and
  * takes everything it prints, stdout and stderr together, as the shim's address
- * (shim-protocol.md §2.3–2.5). So: work out the group's socket; if a live shim already serves
- * it, reuse it (a stale socket of a crashed shim is removed by the daemon); otherwise spawn the
- * daemon detached (own session, stdio on /dev/null, cwd = bundle) and wait until it listens;
- * write `address`; print the bare `unix://` address; exit. Errors go to stderr with a non-zero
- * exit, which containerd reports with the output.
+ * (shim-protocol.md §2.3–2.5). So: work out the group (ShimGrouping from the options TOML:
+ * "node" = the namespace, else the CRI sandbox or the task) and its socket; if a live shim
+ * serves it, join it (./group-join.ts: it then waits for this task's Create before it may
+ * exit); if that shim is leaving, wait for it to go; otherwise spawn the daemon detached (own
+ * session, stdio on /dev/null, cwd = bundle) and wait until it listens (a stale socket of a
+ * crashed shim is removed by the daemon; of racing daemons one listens, the others report
+ * `exists` and we join the winner); write `address`; print the bare `unix://` address; exit.
+ * Errors go to stderr with a non-zero exit, which containerd reports with the output.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError } from '../../../src/cli/exit-codes.ts';
 import type { ShimFlags } from '../flags.ts';
 import { writeAddressFile, writeShimPidFile } from './address-file.ts';
 import type { StartInput } from './handshake.ts';
 import { decodeReadiness, READINESS_FD } from './readiness.ts';
 import type { Readiness } from './readiness.ts';
+import { joinGroup } from './group-join.ts';
 import { selfCommand } from './self-command.ts';
-import { socketAnswers } from './socket-probe.ts';
 import { startOutput } from './start-output.ts';
-import { groupingKey, readBundleAnnotations, socketAddress, socketPath } from './socket-address.ts';
+import { shimGroupingOf } from './start-grouping.ts';
+import { groupingKey, NODE_GROUP, readBundleAnnotations, socketAddress, socketPath } from './socket-address.ts';
 
 const DAEMON_READY_TIMEOUT_MS = 20_000;
+/** Rounds of join/spawn before giving up: each ends with a shim leaving or a race lost. */
+const MAX_ROUNDS = 20;
+/** How long a leaving shim gets to close its socket before we look again. */
+const LEAVING_PAUSE_MS = 25;
 
 function readAllStdin(): Uint8Array {
   try {
@@ -90,25 +99,59 @@ async function readStartInput(flags: ShimFlags): Promise<StartInput> {
 
 export { socketAnswers } from './socket-probe.ts';
 
+/**
+ * The daemon's environment: containerd's, plus one malloc arena. A shim is a single-threaded
+ * event loop whose few helper threads allocate little; glibc's per-thread arenas only add
+ * resident memory to every idle shim (docs/shim-grouping.md, "Memory").
+ */
+function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...env, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? '1' };
+}
+
+/**
+ * Joins the group's shim or starts it. Returns the pid of a daemon we spawned (undefined when
+ * we joined one).
+ */
+async function joinOrSpawn(flags: ShimFlags, bundle: string, socket: string, env: NodeJS.ProcessEnv): Promise<{ spawnedPid: number | undefined }> {
+  const where = `shim start ${flags.namespace}/${flags.id}`;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    if (fs.existsSync(socket)) {
+      const joined = await joinGroup(socket, flags.id);
+      if (joined === 'joined') return { spawnedPid: undefined };
+      if (joined === 'leaving') {
+        await sleep(LEAVING_PAUSE_MS);
+        continue;
+      }
+      // absent: a stale socket; the daemon we spawn removes it.
+    }
+    const { readiness, pid } = await spawnDaemon(flags, bundle, socket, daemonEnv(env));
+    if (readiness.state === 'failed') throw new CliError(`${where}: ${readiness.error}`);
+    if (readiness.state === 'listening') return { spawnedPid: pid };
+    // exists: another start's daemon won the socket; join it next round.
+  }
+  throw new CliError(`${where}: no shim of group socket ${socket} would take the task after ${MAX_ROUNDS} rounds`);
+}
+
 export async function runStart(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
   const input = await readStartInput(flags);
   const env = { ...process.env };
   const ttrpcFromBootstrap = input.bootstrap?.containerdTtrpcAddress;
   if (!env.TTRPC_ADDRESS && ttrpcFromBootstrap) env.TTRPC_ADDRESS = ttrpcFromBootstrap;
-  const group = groupingKey(flags.id, readBundleAnnotations(bundle));
+  let grouping;
+  try {
+    grouping = shimGroupingOf(input.options);
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err));
+  }
+  const group = grouping === 'node' ? NODE_GROUP : groupingKey(flags.id, readBundleAnnotations(bundle));
   const socket = socketPath(flags.address, flags.namespace, group);
   const address = socketAddress(socket);
 
-  let reused = fs.existsSync(socket) && (await socketAnswers(socket));
-  if (!reused) {
-    const { readiness, pid } = await spawnDaemon(flags, bundle, socket, env);
-    if (readiness.state === 'failed') throw new CliError(`shim start ${flags.namespace}/${flags.id}: ${readiness.error}`);
-    reused = readiness.state === 'exists';
-    if (!reused && pid !== undefined) {
-      writeShimPidFile(bundle, pid);
-      adjustOomScore(pid);
-    }
+  const { spawnedPid } = await joinOrSpawn(flags, bundle, socket, env);
+  if (spawnedPid !== undefined) {
+    writeShimPidFile(bundle, spawnedPid);
+    adjustOomScore(spawnedPid);
   }
   writeAddressFile(bundle, address);
   process.stdout.write(startOutput(address));

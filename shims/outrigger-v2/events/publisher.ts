@@ -26,6 +26,9 @@ export interface EventPublisher {
   close(): void;
 }
 
+/** After this long without an answer to Forward, say so in the log (once per attempt). */
+const SLOW_FORWARD_MS = 10_000;
+
 /** Codes after which resending the same envelope cannot succeed. */
 const PERMANENT = new Set<number>([Code.InvalidArgument, Code.Unimplemented, Code.NotFound, Code.AlreadyExists, Code.FailedPrecondition]);
 
@@ -74,10 +77,21 @@ export class TtrpcEventPublisher implements EventPublisher {
   async #send(event: QueuedEvent): Promise<{ ok: boolean; permanent?: boolean; error?: unknown }> {
     try {
       const client = await this.#connected();
-      await client.call(EVENTS_SERVICE, FORWARD_METHOD, event.payload, {
-        timeoutMs: 5_000,
-        metadata: { [NAMESPACE_METADATA_KEY]: this.#namespace },
-      });
+      // No deadline while the connection lives: a request containerd has not answered yet may
+      // still be in its socket buffer (containerd stopped, swapped out, overloaded), and giving
+      // up on it and resending on a new connection delivers the event twice once containerd
+      // reads both. Only a closed connection (containerd restarted) means resend.
+      const slow = setTimeout(
+        () => this.#log.warn({ topic: event.topic, waitedMs: SLOW_FORWARD_MS }, 'containerd has not acknowledged an event yet; still waiting'),
+        SLOW_FORWARD_MS,
+      ).unref();
+      try {
+        await client.call(EVENTS_SERVICE, FORWARD_METHOD, event.payload, {
+          metadata: { [NAMESPACE_METADATA_KEY]: this.#namespace },
+        });
+      } finally {
+        clearTimeout(slow);
+      }
       this.#log.debug({ topic: event.topic }, 'event forwarded');
       return { ok: true };
     } catch (error) {

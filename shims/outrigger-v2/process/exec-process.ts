@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema } from '../../../src/api/gen/containerd/events/task_pb.ts';
 import { timestampNow } from '../../../src/api/timestamp.ts';
+import { isConsoleIo } from '../../../src/stdio/console-io.ts';
 import { openProcessIo } from '../../../src/stdio/open-process-io.ts';
 import type { ProcessIo, StdioRequest } from '../../../src/stdio/process-io.ts';
 import type { ProcessEnd } from '../../../src/sys/wait.ts';
@@ -41,6 +42,7 @@ export class ExecProcess {
   #state: ProcessState = initialState(undefined);
   #io: ProcessIo | undefined;
   #starting = false;
+  #beforeExit: () => void = () => undefined;
 
   constructor(spec: ExecSpec, deps: ProcessDeps) {
     this.spec = spec;
@@ -72,6 +74,16 @@ export class ExecProcess {
     return this.#latch.value;
   }
 
+  /** Runs just before the exit is published (the container's OOM check, so TaskOOM comes first). */
+  setBeforeExit(hook: () => void): void {
+    this.#beforeExit = hook;
+  }
+
+  /** ResizePty: a no-op without a terminal or before the start, as in the Go shim. */
+  resizePty(width: number, height: number): void {
+    if (isConsoleIo(this.#io)) this.#io.resize({ width, height });
+  }
+
   /** Started and not yet recorded as exited. */
   get running(): boolean {
     return this.#state.kind === 'running' || this.#starting;
@@ -87,9 +99,16 @@ export class ExecProcess {
     try {
       fs.writeFileSync(processFile, this.spec.processJson, { mode: 0o600 });
       const { ioUid, ioGid } = this.#deps.runtime.options;
-      const io = openProcessIo(this.spec.stdio, { uid: ioUid, gid: ioGid });
+      const io = await openProcessIo(this.spec.stdio, { uid: ioUid, gid: ioGid }, {
+        containerId: this.spec.containerId,
+        namespace: this.#deps.runtime.namespace,
+        bundle: this.spec.bundle,
+        execId: this.spec.execId,
+        log: this.#deps.log,
+      });
       this.#io = io;
-      await this.#deps.runtime.exec(this.spec.containerId, processFile, pidFile, io.fds);
+      const exec = (consoleSocket?: string) => this.#deps.runtime.exec(this.spec.containerId, processFile, pidFile, io.fds, consoleSocket);
+      await (isConsoleIo(io) ? io.attach(exec) : exec());
       io.afterStart();
       const pid = readPidFile(pidFile);
       const end = this.#deps.reaper.track(pid);
@@ -114,6 +133,7 @@ export class ExecProcess {
     const exit: ExitInfo = { status: exitStatusOf(end), exitedAt: timestampNow() };
     this.#state = transition(this.#state, { kind: 'exit', exit });
     this.#io?.processExited();
+    this.#runBeforeExit();
     this.#deps.events.publish(TaskExitSchema, {
       containerId: this.spec.containerId,
       id: this.spec.execId,
@@ -122,6 +142,14 @@ export class ExecProcess {
       exitedAt: exit.exitedAt,
     });
     this.#latch.set(exit);
+  }
+
+  #runBeforeExit(): void {
+    try {
+      this.#beforeExit();
+    } catch (err) {
+      this.#deps.log.warn({ container: this.spec.containerId, exec: this.spec.execId, err }, 'before-exit check failed');
+    }
   }
 
   kill(signal: number): void {

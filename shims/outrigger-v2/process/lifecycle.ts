@@ -16,13 +16,17 @@ export interface ExitInfo {
 export type ProcessState =
   | { readonly kind: 'created'; readonly pid: number | undefined }
   | { readonly kind: 'running'; readonly pid: number }
+  /** Frozen by `runtime pause` (init only: execs share the cgroup and keep their own state). */
+  | { readonly kind: 'paused'; readonly pid: number }
   | { readonly kind: 'stopped'; readonly pid: number | undefined; readonly exit: ExitInfo; readonly started: boolean }
   | { readonly kind: 'deleted'; readonly pid: number | undefined; readonly exit: ExitInfo | undefined };
 
 export type ProcessEvent =
   | { readonly kind: 'start'; readonly pid: number }
   | { readonly kind: 'exit'; readonly exit: ExitInfo }
-  | { readonly kind: 'delete' };
+  | { readonly kind: 'delete' }
+  | { readonly kind: 'pause' }
+  | { readonly kind: 'resume' };
 
 export class LifecycleError extends Error {
   readonly state: ProcessState['kind'];
@@ -48,14 +52,27 @@ export function transition(state: ProcessState, event: ProcessEvent): ProcessSta
     case 'created':
       if (event.kind === 'start') return { kind: 'running', pid: event.pid };
       if (event.kind === 'exit') return { kind: 'stopped', pid: state.pid, exit: event.exit, started: false };
+      if (event.kind === 'pause') return refuse('cannot pause task in created state');
+      if (event.kind === 'resume') return refuse('cannot resume task in created state');
       return { kind: 'deleted', pid: state.pid, exit: undefined };
     case 'running':
       if (event.kind === 'start') return refuse('cannot start a running process');
       if (event.kind === 'exit') return { kind: 'stopped', pid: state.pid, exit: event.exit, started: true };
+      if (event.kind === 'pause') return { kind: 'paused', pid: state.pid };
+      if (event.kind === 'resume') return refuse('cannot resume a running process');
       return refuse('cannot delete a running process');
+    case 'paused':
+      if (event.kind === 'start') return refuse('cannot start a paused process');
+      // A frozen process that dies anyway (SIGKILL, OOM) is stopped like a running one.
+      if (event.kind === 'exit') return { kind: 'stopped', pid: state.pid, exit: event.exit, started: true };
+      if (event.kind === 'pause') return refuse('cannot pause a paused container');
+      if (event.kind === 'resume') return { kind: 'running', pid: state.pid };
+      return refuse('cannot delete a paused process');
     case 'stopped':
       if (event.kind === 'start') return refuse('cannot start a stopped process');
       if (event.kind === 'exit') return refuse('process has already exited');
+      if (event.kind === 'pause') return refuse('cannot pause a stopped container');
+      if (event.kind === 'resume') return refuse('cannot resume a stopped container');
       return { kind: 'deleted', pid: state.pid, exit: state.exit };
     case 'deleted':
       return refuse(`cannot ${event.kind === 'exit' ? 'record the exit of' : event.kind} a deleted process`);
@@ -65,7 +82,11 @@ export function transition(state: ProcessState, event: ProcessEvent): ProcessSta
 /** Checks a move without making it (to refuse an RPC before any side effect). */
 export function assertCan(state: ProcessState, event: ProcessEvent['kind']): void {
   const probe: ProcessEvent =
-    event === 'start' ? { kind: 'start', pid: 1 } : event === 'exit' ? { kind: 'exit', exit: { status: 0, exitedAt: { seconds: 0n, nanos: 0 } as Timestamp } } : { kind: 'delete' };
+    event === 'start'
+      ? { kind: 'start', pid: 1 }
+      : event === 'exit'
+        ? { kind: 'exit', exit: { status: 0, exitedAt: { seconds: 0n, nanos: 0 } as Timestamp } }
+        : { kind: event };
   transition(state, probe);
 }
 
@@ -78,6 +99,8 @@ export function statusOf(state: ProcessState): number {
       return TaskStatus.created;
     case 'running':
       return TaskStatus.running;
+    case 'paused':
+      return TaskStatus.paused;
     case 'stopped':
     case 'deleted':
       return TaskStatus.stopped;

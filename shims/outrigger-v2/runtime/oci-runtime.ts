@@ -16,7 +16,8 @@ export class OciRuntimeError extends Error {
   readonly verb: string;
   readonly output: string;
   constructor(containerId: string, verb: string, message: string, output: string) {
-    super(`${verb} ${containerId}: ${message}`);
+    // The message is what containerd shows (Go's wording); the container and verb are fields.
+    super(message);
     this.name = 'OciRuntimeError';
     this.containerId = containerId;
     this.verb = verb;
@@ -28,6 +29,28 @@ export type StdioFds = readonly [number | 'ignore', number | 'ignore', number | 
 
 export interface PsEntry {
   readonly pid: number;
+}
+
+/** `runtime checkpoint` flags, from containerd.runc.v1.CheckpointOptions (task-api.md §3.2). */
+export interface CheckpointArgs {
+  readonly imagePath: string;
+  readonly workPath: string;
+  /** Stop the container after the dump (else --leave-running). */
+  readonly exit: boolean;
+  readonly openTcp: boolean;
+  readonly externalUnixSockets: boolean;
+  readonly terminal: boolean;
+  readonly fileLocks: boolean;
+  readonly emptyNamespaces: readonly string[];
+  readonly cgroupsMode: string;
+}
+
+/** `runtime restore --detach` from a checkpoint image into a fresh container. */
+export interface RestoreArgs {
+  readonly imagePath: string;
+  readonly workPath: string;
+  readonly pidFile: string;
+  readonly consoleSocket?: string;
 }
 
 export class OciRuntime {
@@ -50,27 +73,74 @@ export class OciRuntime {
     return this.bundle === undefined ? undefined : path.join(this.bundle, 'log.json');
   }
 
-  #globalArgs(): string[] {
+  /**
+   * The bundle while it exists. Someone may remove it under a running container; kill and
+   * `delete --force` must still work then, so the runtime runs from / without a log file
+   * instead of failing to spawn in a missing directory.
+   */
+  #liveBundle(): string | undefined {
+    return this.bundle !== undefined && fs.existsSync(this.bundle) ? this.bundle : undefined;
+  }
+
+  #globalArgs(logFile: string | undefined): string[] {
     const args = ['--root', this.root];
-    if (this.logFile !== undefined) args.push('--log', this.logFile, '--log-format', 'json');
+    if (logFile !== undefined) args.push('--log', logFile, '--log-format', 'json');
     if (this.options.systemdCgroup) args.push('--systemd-cgroup');
     return args;
   }
 
-  async create(id: string, pidFile: string, stdio: StdioFds): Promise<void> {
-    if (this.bundle === undefined) throw new OciRuntimeError(id, 'create', 'no bundle', '');
+  /** With `consoleSocket` the runtime sends the pty master there (spec process.terminal). */
+  async create(id: string, pidFile: string, stdio: StdioFds, consoleSocket?: string): Promise<void> {
+    if (this.bundle === undefined) throw new OciRuntimeError(id, 'create', `OCI runtime create failed: no bundle for ${id}`, '');
     const args = ['create', '--bundle', this.bundle, '--pid-file', pidFile];
+    if (consoleSocket !== undefined) args.push('--console-socket', consoleSocket);
     if (this.options.noPivotRoot) args.push('--no-pivot');
     if (this.options.noNewKeyring) args.push('--no-new-keyring');
     await this.#run(id, 'create', [...args, id], stdio);
+  }
+
+  /** Restores a checkpoint image as container `id`, detached, in place of create + start. */
+  async restore(id: string, restore: RestoreArgs, stdio: StdioFds): Promise<void> {
+    if (this.bundle === undefined) throw new OciRuntimeError(id, 'restore', `OCI runtime restore failed: no bundle for ${id}`, '');
+    const args = ['restore', '--detach', '--bundle', this.bundle, '--pid-file', restore.pidFile, '--image-path', restore.imagePath];
+    // Without a work path runc keeps CRIU's logs in the image dir.
+    if (restore.workPath !== '') args.push('--work-path', restore.workPath);
+    // The shim is the subreaper; runc's own would keep the restored process from us.
+    args.push('--no-subreaper');
+    if (restore.consoleSocket !== undefined) args.push('--console-socket', restore.consoleSocket);
+    if (this.options.noPivotRoot) args.push('--no-pivot');
+    await this.#run(id, 'restore', [...this.#criuArgs(), ...args, id], stdio);
+  }
+
+  async checkpoint(id: string, cp: CheckpointArgs): Promise<void> {
+    const args = ['checkpoint', '--image-path', cp.imagePath, '--work-path', cp.workPath];
+    if (!cp.exit) args.push('--leave-running');
+    if (cp.openTcp) args.push('--tcp-established');
+    if (cp.externalUnixSockets) args.push('--ext-unix-sk');
+    if (cp.terminal) args.push('--shell-job');
+    if (cp.fileLocks) args.push('--file-locks');
+    for (const ns of cp.emptyNamespaces) args.push('--empty-ns', ns);
+    if (cp.cgroupsMode !== '') args.push('--manage-cgroups-mode', cp.cgroupsMode);
+    await this.#run(id, 'checkpoint', [...this.#criuArgs(), ...args, id]);
+  }
+
+  /** `update --resources -` with the OCI LinuxResources JSON on stdin. */
+  async update(id: string, resourcesJson: string): Promise<void> {
+    await this.#run(id, 'update', ['update', '--resources', '-', id], undefined, resourcesJson);
+  }
+
+  /** The global --criu flag goes before the verb; runc only reads it for checkpoint/restore. */
+  #criuArgs(): string[] {
+    return this.options.criuPath ? ['--criu', this.options.criuPath] : [];
   }
 
   async start(id: string): Promise<void> {
     await this.#run(id, 'start', ['start', id]);
   }
 
-  async exec(id: string, processFile: string, pidFile: string, stdio: StdioFds): Promise<void> {
-    await this.#run(id, 'exec', ['exec', '--process', processFile, '--detach', '--pid-file', pidFile, id], stdio);
+  async exec(id: string, processFile: string, pidFile: string, stdio: StdioFds, consoleSocket?: string): Promise<void> {
+    const console = consoleSocket !== undefined ? ['--console-socket', consoleSocket] : [];
+    await this.#run(id, 'exec', ['exec', '--process', processFile, ...console, '--detach', '--pid-file', pidFile, id], stdio);
   }
 
   async kill(id: string, signal: number, all: boolean): Promise<void> {
@@ -95,34 +165,50 @@ export class OciRuntime {
     try {
       parsed = JSON.parse(out.trim() === '' ? '[]' : out);
     } catch {
-      throw new OciRuntimeError(id, 'ps', `unexpected output: ${out.slice(0, 200)}`, out);
+      throw new OciRuntimeError(id, 'ps', `OCI runtime ps failed: unexpected output for ${id}: ${out.slice(0, 200)}`, out);
     }
     if (parsed === null) return [];
-    if (!Array.isArray(parsed) || !parsed.every((p) => Number.isInteger(p))) throw new OciRuntimeError(id, 'ps', `unexpected output: ${out.slice(0, 200)}`, out);
+    if (!Array.isArray(parsed) || !parsed.every((p) => Number.isInteger(p))) throw new OciRuntimeError(id, 'ps', `OCI runtime ps failed: unexpected output for ${id}: ${out.slice(0, 200)}`, out);
     return parsed as number[];
   }
 
   /** Runs one CLI verb; resolves with its stdout when it is not passed through. */
-  #run(id: string, verb: string, args: readonly string[], stdio?: StdioFds): Promise<string> {
-    const full = [...this.#globalArgs(), ...args];
+  #run(id: string, verb: string, args: readonly string[], stdio?: StdioFds, input?: string): Promise<string> {
+    const bundle = this.#liveBundle();
+    const logFile = bundle !== undefined ? this.logFile : undefined;
+    const full = [...this.#globalArgs(logFile), ...args];
     return new Promise((resolve, reject) => {
       // With the container's fds as our child's stdio, runc's own complaints land in log.json.
       const child = spawn(this.options.binaryName, full, {
-        cwd: this.bundle ?? '/',
-        stdio: stdio ? [stdio[0], stdio[1], stdio[2]] : ['ignore', 'pipe', 'pipe'],
+        cwd: bundle ?? '/',
+        stdio: stdio ? [stdio[0], stdio[1], stdio[2]] : [input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       });
+      if (input !== undefined) {
+        child.stdin?.on('error', () => {
+          // A runtime that exits before reading its input reports why through its exit status.
+        });
+        child.stdin?.end(input);
+      }
       let out = '';
       let err = '';
       child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-      child.once('error', (e) => reject(new OciRuntimeError(id, verb, `cannot run ${this.options.binaryName}: ${e.message}`, '')));
+      child.once('error', (e) => reject(new OciRuntimeError(id, verb, `OCI runtime ${verb} failed: cannot run ${this.options.binaryName}: ${e.message}`, '')));
       child.once('close', (code, signal) => {
         if (code === 0) {
           resolve(out);
           return;
         }
-        const detail = (this.logFile !== undefined ? lastLogError(this.logFile) : undefined) ?? (err.trim() || out.trim() || `exit ${code ?? signal}`);
-        reject(new OciRuntimeError(id, verb, `${this.options.binaryName} ${verb} failed: ${detail}`, err + out));
+        // The Go shim's shape: "OCI runtime <verb> failed: " then runc's own log.json message
+        // (which already reads "runc create failed: …"), else go-runc's "<binary> did not
+        // terminate successfully: exit status N: <output>". Prefixing our own "runc create
+        // failed" as well doubled it.
+        const status = code !== null ? `exit status ${code}` : `signal: ${signal}`;
+        const output = (err + out).trim();
+        const detail =
+          (logFile !== undefined ? lastLogError(logFile) : undefined) ??
+          `${this.options.binaryName} did not terminate successfully: ${status}${output !== '' ? `: ${output}` : ''}`;
+        reject(new OciRuntimeError(id, verb, `OCI runtime ${verb} failed: ${detail}`, err + out));
       });
     });
   }

@@ -32,6 +32,9 @@ export function runtimeOptionsFromAny(any: Any | undefined): RuntimeOptions {
       ioUid: o.ioUid,
       ioGid: o.ioGid,
       shimCgroup: o.shimCgroup,
+      criuPath: o.criuPath,
+      criuImagePath: o.criuImagePath,
+      criuWorkPath: o.criuWorkPath,
     };
   }
   if (anyIs(any, RuntimeOptionsSchema)) {
@@ -84,5 +87,8 @@ export function optionsFromToml(text: string, source: string): RuntimeOptions {
     ioUid: int('iouid'),
     ioGid: int('iogid'),
     shimCgroup: str('shimcgroup', ''),
+    criuPath: str('criupath', ''),
+    criuImagePath: str('criuimagepath', ''),
+    criuWorkPath: str('criuworkpath', ''),
   };
 }

@@ -13,6 +13,11 @@ export interface RuntimeOptions {
   readonly ioUid: number;
   readonly ioGid: number;
   readonly shimCgroup: string;
+  /** runc --criu: the CRIU binary for checkpoint/restore; empty means `criu` on PATH. */
+  readonly criuPath?: string;
+  /** Default image and work dirs for checkpoints when the request names none (runc Options 10, 11). */
+  readonly criuImagePath?: string;
+  readonly criuWorkPath?: string;
 }
 
 /** The daemon saves the options here in the bundle for `delete`. */

@@ -1,19 +1,20 @@
 /**
  * The Task API (containerd.task.v2.Task and v3) over the containers this shim holds. Every RPC
  * dispatches on the request's `id` (one shim serves a whole CRI sandbox group), and every
- * error names the operation and the container. RPCs of part 2 (Pause/Resume, Stats, Update,
- * ResizePty, Checkpoint) are left out and so answer Unimplemented.
+ * error names the operation and the container. The work is done by the process objects
+ * (process/), the runtime CLI (runtime/) and the cgroup readers (cgroups/); this file maps
+ * requests onto them and their errors onto the codes containerd expects.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
-import { ProcessDetailsSchema } from '../../../src/api/gen/containerd/runc/v1/oci_pb.ts';
+import { CheckpointOptionsSchema, ProcessDetailsSchema } from '../../../src/api/gen/containerd/runc/v1/oci_pb.ts';
 import { ProcessInfoSchema } from '../../../src/api/gen/containerd/types/task/task_pb.ts';
 import type { Status } from '../../../src/api/gen/containerd/types/task/task_pb.ts';
 import type { TaskServiceImpl } from '../../../src/api/task-service.ts';
 import { exitedAtTimestamp } from '../../../src/api/timestamp.ts';
-import { packAny } from '../../../src/api/typeurl.ts';
+import { anyIs, OCI_LINUX_RESOURCES_TYPE_URL, packAny, unpackAny } from '../../../src/api/typeurl.ts';
 import { openProcessIo } from '../../../src/stdio/open-process-io.ts';
 import { StdioError } from '../../../src/stdio/process-io.ts';
 import type { ChildReaper } from '../../../src/sys/child-reaper.ts';
@@ -24,7 +25,8 @@ import type { ProcessDeps } from '../process/deps.ts';
 import { ExecNotCreatedError, ExecProcess } from '../process/exec-process.ts';
 import { InitProcess, ProcessFinishedError } from '../process/init-process.ts';
 import { LifecycleError, statusOf } from '../process/lifecycle.ts';
-import { OciRuntime } from '../runtime/oci-runtime.ts';
+import { CriuMissingError, findCriu } from '../runtime/criu.ts';
+import { OciRuntime, OciRuntimeError } from '../runtime/oci-runtime.ts';
 import { OPTIONS_FILE, runtimeOptionsFromAny } from '../runtime/options.ts';
 import type { RuntimeOptions } from '../runtime/options.ts';
 import { mountRootfs, unmountRootfs } from '../runtime/rootfs.ts';
@@ -36,8 +38,11 @@ export interface TaskServiceDeps {
   readonly reaper: ChildReaper;
   readonly events: EventPublisher;
   readonly log: Logger;
-  /** Called after Shutdown was accepted with no container left. */
-  readonly onShutdown: () => void;
+  /**
+   * Called on every Shutdown with the task it names (containerd is done with that task, and it
+   * may serve others); the shim then decides whether it may leave (../shim-lifetime.ts).
+   */
+  readonly onShutdown: (id: string) => void;
 }
 
 type Impl = Partial<TaskServiceImpl>;
@@ -53,6 +58,9 @@ function rpcError(op: string, id: string, err: unknown): TtrpcError {
   if (err instanceof ExecNotCreatedError) return failedPrecondition(`${where}: process not created`);
   if (err instanceof LifecycleError) return new TtrpcError(Code.Unknown, `${where}: ${err.message}`);
   if (err instanceof StdioError) return new TtrpcError(Code.Unknown, `${where}: ${err.message}`);
+  if (err instanceof CriuMissingError) return failedPrecondition(`${where}: ${err.message}`);
+  // Go's shape, unprefixed: "OCI runtime create failed: <runtime's own message>" (see oci-runtime.ts).
+  if (err instanceof OciRuntimeError) return new TtrpcError(Code.Unknown, err.message);
   const message = err instanceof Error ? err.message : String(err);
   return new TtrpcError(Code.Unknown, message.startsWith(where) ? message : `${where}: ${message}`);
 }
@@ -104,19 +112,20 @@ export class TaskService {
       create: this.#rpc('create', async (req) => {
         if (req.id === '') throw invalidArgument('create: container id is empty');
         if (this.containers.has(req.id) || this.#creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
-        if (req.checkpoint !== '') throw new TtrpcError(Code.Unimplemented, `create ${req.id}: restore from checkpoint is not supported`);
         this.#creating.add(req.id);
         try {
           const options = runtimeOptionsFromAny(req.options as Any | undefined);
+          if (req.checkpoint !== '') findCriu(options);
           writeOptions(req.bundle, options);
           const runtime = new OciRuntime(options, this.#deps.namespace, req.bundle);
           const rootfs = req.rootfs.map((m) => ({ type: m.type, source: m.source, target: m.target, options: [...m.options] }));
           if (rootfs.length > 0) await mountRootfs(req.id, req.bundle, rootfs);
           let io;
           try {
-            io = openProcessIo(
+            io = await openProcessIo(
               { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
               { uid: options.ioUid, gid: options.ioGid },
+              { containerId: req.id, namespace: this.#deps.namespace, bundle: req.bundle, log: this.#deps.log },
             );
           } catch (err) {
             if (rootfs.length > 0) await unmountRootfs(req.bundle).catch(() => undefined);
@@ -131,6 +140,7 @@ export class TaskService {
                 rootfs: req.rootfs,
                 stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
                 killAllOnExit: shouldKillAllOnExit(req.bundle),
+                ...(req.checkpoint !== '' ? { restore: { imagePath: req.checkpoint, workPath: options.criuWorkPath ?? '' } } : {}),
               },
               this.#processDeps(runtime),
               io,
@@ -141,7 +151,12 @@ export class TaskService {
             if (rootfs.length > 0) await unmountRootfs(req.bundle).catch(() => undefined);
             throw err;
           }
-          this.containers.set(req.id, new Container(init, runtime));
+          const container = new Container(init, runtime, this.#deps.events, this.#deps.log);
+          container.cgroup(); // while the init is alive, for Stats at any later point
+          // Watch from Create, not Start as the Go shim does: the cgroup exists and nothing runs yet,
+          // so an OOM kill in the first milliseconds after Start is not missed.
+          container.watchOom();
+          this.containers.set(req.id, container);
           this.#deps.log.info({ container: req.id, initPid: init.pid, ociRuntime: options.binaryName }, 'created');
           return { pid: init.pid ?? 0 };
         } finally {
@@ -156,6 +171,7 @@ export class TaskService {
           throw failedPrecondition(`start ${req.id}/${req.execId}: container ${req.id} init process is not running`);
         }
         const pid = await p.start();
+        if (p instanceof InitProcess) c.watchOom(); // no-op when Create's watch is in place
         return { pid };
       }),
 
@@ -197,9 +213,9 @@ export class TaskService {
         const c = this.#container(req.id);
         if (req.execId === '') throw invalidArgument(`exec ${req.id}: exec id is empty`);
         if (c.execs.has(req.execId)) throw alreadyExists(`id ${req.execId}`);
-        if (req.terminal) throw new TtrpcError(Code.Unimplemented, `exec ${req.id}/${req.execId}: terminal exec is not supported by this build yet`);
         if (!req.spec || req.spec.value.length === 0) throw invalidArgument(`exec ${req.id}/${req.execId}: no process spec`);
         const state = c.init.state.kind;
+        if (state === 'paused') throw failedPrecondition(`exec ${req.id}/${req.execId}: cannot exec in a paused state`);
         if (state !== 'running' && state !== 'created') throw failedPrecondition(`exec ${req.id}/${req.execId}: cannot exec in a stopped state`);
         let processJson: string;
         try {
@@ -218,7 +234,7 @@ export class TaskService {
           },
           this.#processDeps(c.runtime),
         );
-        c.execs.set(req.execId, exec);
+        c.addExec(exec);
         return {};
       }),
 
@@ -231,6 +247,7 @@ export class TaskService {
           return { pid, exitStatus: exit?.status ?? 0, exitedAt: exitedAtTimestamp(exit?.exitedAt) };
         }
         const { pid, exit } = await p.delete();
+        c.close();
         for (const e of c.execs.values()) e.io?.close();
         this.containers.delete(req.id);
         await unmountRootfs(c.bundle).catch((err: unknown) => this.#deps.log.warn({ container: req.id, err }, 'unmount rootfs'));
@@ -261,13 +278,74 @@ export class TaskService {
         return {};
       }),
 
+      pause: this.#rpc('pause', async (req) => {
+        await this.#container(req.id).init.pause();
+        return {};
+      }),
+
+      resume: this.#rpc('resume', async (req) => {
+        await this.#container(req.id).init.resume();
+        return {};
+      }),
+
+      update: this.#rpc('update', async (req) => {
+        const c = this.#container(req.id);
+        const resources = req.resources;
+        if (!resources || resources.value.length === 0) throw invalidArgument(`update ${req.id}: no resources`);
+        if (resources.typeUrl !== OCI_LINUX_RESOURCES_TYPE_URL) throw invalidArgument(`update ${req.id}: resources of type ${resources.typeUrl}, want ${OCI_LINUX_RESOURCES_TYPE_URL}`);
+        let json: string;
+        try {
+          json = new TextDecoder('utf-8', { fatal: true }).decode(resources.value);
+          const parsed: unknown = JSON.parse(json);
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+        } catch (err) {
+          throw invalidArgument(`update ${req.id}: resources are not a LinuxResources JSON object: ${String(err)}`);
+        }
+        await c.runtime.update(req.id, json);
+        return {};
+      }),
+
+      stats: this.#rpc('stats', (req) => {
+        return { stats: this.#container(req.id).stats() };
+      }),
+
+      resizePty: this.#rpc('resizePty', (req) => {
+        const c = this.#container(req.id);
+        this.#process(c, req.execId).resizePty(req.width, req.height);
+        return {};
+      }),
+
+      checkpoint: this.#rpc('checkpoint', async (req) => {
+        const c = this.#container(req.id);
+        let opts = create(CheckpointOptionsSchema);
+        if (req.options && req.options.typeUrl !== '') {
+          if (!anyIs(req.options, CheckpointOptionsSchema)) throw invalidArgument(`checkpoint ${req.id}: options of type ${req.options.typeUrl}, want containerd.runc.v1.CheckpointOptions`);
+          opts = unpackAny(req.options, CheckpointOptionsSchema);
+        }
+        const imagePath = req.path !== '' ? req.path : opts.imagePath;
+        if (imagePath === '') throw invalidArgument(`checkpoint ${req.id}: no image path`);
+        findCriu(c.runtime.options);
+        await c.init.checkpoint({
+          imagePath,
+          workPath: opts.workPath,
+          exit: opts.exit,
+          openTcp: opts.openTcp,
+          externalUnixSockets: opts.externalUnixSockets,
+          terminal: opts.terminal,
+          fileLocks: opts.fileLocks,
+          emptyNamespaces: [...opts.emptyNamespaces],
+          cgroupsMode: opts.cgroupsMode,
+        });
+        return {};
+      }),
+
       connect: this.#rpc('connect', (req) => {
         const c = this.containers.get(req.id);
         return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: '' };
       }),
 
-      shutdown: this.#rpc('shutdown', (_req) => {
-        if (this.containers.size === 0 && this.#creating.size === 0) this.#deps.onShutdown();
+      shutdown: this.#rpc('shutdown', (req) => {
+        this.#deps.onShutdown(req.id);
         return {};
       }),
     };
