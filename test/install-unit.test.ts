@@ -201,7 +201,7 @@ describe('CLI', () => {
     const r = cli(['install', '--dry-run', '--prefix', prefix, '--containerd-config', config, '--binary', binary, '--processors', 'zstd,imgcrypt']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('+[stream_processors."io.containerd.ocicrypt.decoder.v1.tar.gzip"]');
-    expect(r.stdout).toContain('+# PLANNED: the imgcrypt decoder');
+    expect(r.stdout).toContain('+# ctd-decoder = outrigger imgcrypt decrypt');
     expect(fs.existsSync(prefix)).toBe(false);
   });
 });

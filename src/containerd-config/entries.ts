@@ -120,15 +120,15 @@ export function processorTables(prefix: string, processors: readonly ProcessorNa
         ['args', ['--decryption-keys-path', '/etc/containerd/ocicrypt/keys']],
         ['env', ['OCICRYPT_KEYPROVIDER_CONFIG=/etc/containerd/ocicrypt/ocicrypt_keyprovider.conf']],
       ];
-      const planned = ['PLANNED: the imgcrypt decoder is not in this build yet (issue #9); layers of these types fail to unpack until it is.'];
+      const note = ['ctd-decoder = outrigger imgcrypt decrypt; containerd passes the decrypt payload only to these two ids (docs/imgcrypt.md).'];
       tables.push({
         path: sp('io.containerd.ocicrypt.decoder.v1.tar.gzip'),
-        comments: planned,
+        comments: note,
         keys: [['accepts', ['application/vnd.oci.image.layer.v1.tar+gzip+encrypted']], ['returns', OCI_TAR_GZIP], ...common],
       });
       tables.push({
         path: sp('io.containerd.ocicrypt.decoder.v1.tar'),
-        comments: planned,
+        comments: note,
         keys: [['accepts', ['application/vnd.oci.image.layer.v1.tar+encrypted']], ['returns', OCI_TAR], ...common],
       });
     }

@@ -70,7 +70,7 @@ export function defineInstall(program: Command): void {
     .option('--containerd-config <path>', "containerd's config file", DEFAULT_CONTAINERD_CONFIG)
     .option('--dry-run', 'print what would change and the config diff; write nothing')
     .option('--runtime-name <name>', 'CRI runtime handler name (the RuntimeClass handler)', DEFAULT_RUNTIME_NAME)
-    .option('--processors <list>', 'stream processors to configure: zstd,gzip,estargz,imgcrypt (imgcrypt is planned, issue #9)', processorList, [...DEFAULT_PROCESSORS])
+    .option('--processors <list>', 'stream processors to configure: zstd,gzip,estargz,imgcrypt', processorList, [...DEFAULT_PROCESSORS])
     .option('--containerd-version <major>', "1.6, 1.7 or 2.x; only needed when the config file has no 'version' (default: ask containerd)")
     .option('--containerd <path>', 'containerd binary asked for its version', 'containerd')
     .option('--binary <path>', 'binary to install (default: the running outrigger executable)')
