@@ -65,6 +65,32 @@ describe('FifoIo', () => {
     io.close();
   });
 
+  it('output of a process that exited before the client opened its reader is kept until it is read', async () => {
+    // ctr opens its stdout reader asynchronously; on a loaded node a short-lived container can
+    // exit first. The kernel drops a FIFO's bytes when its last fd closes, so the shim must not.
+    const stdout = fifo('late-stdout');
+    const io = FifoIo.open({ stdin: '', stdout, stderr: '', terminal: false });
+    expect(await run(io, 'sh', ['-c', 'echo late-reader; exit 91'])).toBe(91);
+    io.afterStart();
+    io.processExited();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await clientReader(stdout)).toBe('late-reader\n');
+    io.close();
+  });
+
+  it('close() (Delete) releases output nobody came to read', () => {
+    const stdout = fifo('unread-stdout');
+    const io = FifoIo.open({ stdin: '', stdout, stderr: '', terminal: false });
+    fs.writeSync(io.fds[1] as number, 'never read\n');
+    io.afterStart();
+    io.processExited();
+    io.close();
+    // Nothing holds the FIFO now: a reader opened afterwards sees no writer and no data.
+    const fd = fs.openSync(stdout, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    expect(fs.readSync(fd, Buffer.alloc(64))).toBe(0);
+    fs.closeSync(fd);
+  });
+
   it('a process that reads before the client wrote is not told EOF while the shim holds stdin', async () => {
     const [stdin, stdout] = [fifo('d-stdin'), fifo('d-stdout')];
     const out = clientReader(stdout);

@@ -26,6 +26,7 @@
 import fs from 'node:fs';
 import type { ProcessIo, StdioFd, StdioOwner, StdioRequest } from './process-io.ts';
 import { StdioError } from './process-io.ts';
+import { pipeUnread } from '../sys/pipe-unread.ts';
 
 const { O_RDWR, O_RDONLY, O_WRONLY, O_APPEND, O_NOCTTY } = fs.constants;
 
@@ -42,6 +43,17 @@ function isFifo(path: string): boolean {
     return fs.statSync(path).isFIFO();
   } catch (err) {
     throw new StdioError(`stdio: stat ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+const DRAIN_CHECK_MS = 5;
+
+/** Unread bytes in the FIFO behind `fd`; 0 when that cannot be told (not a FIFO, no ffi). */
+function unreadBytes(fd: number): number {
+  try {
+    return pipeUnread(fd);
+  } catch {
+    return 0;
   }
 }
 
@@ -63,6 +75,7 @@ export class FifoIo implements ProcessIo {
   /** Keep readers on stdout/stderr until the process exits. */
   #outputKeepers: number[] = [];
   #closed = false;
+  #drainTimer: NodeJS.Timeout | undefined;
 
   private constructor(fds: readonly [StdioFd, StdioFd, StdioFd]) {
     this.fds = fds;
@@ -129,15 +142,43 @@ export class FifoIo implements ProcessIo {
     this.#stdinKeeper = undefined;
   }
 
+  /**
+   * Our O_RDWR end keeps what the process wrote alive while the client has not opened its
+   * reader yet (ctr opens it asynchronously, late on a loaded node). Closing it then would make
+   * the kernel drop the buffered output, so each keeper is held until its FIFO is drained,
+   * checked every few milliseconds, or until close() (the process is deleted).
+   */
   processExited(): void {
-    for (const fd of this.#outputKeepers.splice(0)) closeQuietly(fd);
+    const pending: number[] = [];
+    for (const fd of this.#outputKeepers.splice(0)) {
+      if (unreadBytes(fd) > 0) pending.push(fd);
+      else closeQuietly(fd);
+    }
+    if (pending.length === 0) return;
+    this.#outputKeepers.push(...pending);
+    this.#drainTimer ??= setInterval(() => {
+      const still = this.#outputKeepers.filter((fd) => {
+        if (unreadBytes(fd) > 0) return true;
+        closeQuietly(fd);
+        return false;
+      });
+      this.#outputKeepers = still;
+      if (still.length === 0) this.#stopDrainTimer();
+    }, DRAIN_CHECK_MS);
+    this.#drainTimer.unref();
+  }
+
+  #stopDrainTimer(): void {
+    if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
+    this.#drainTimer = undefined;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopDrainTimer();
     this.afterStart();
     this.closeStdin();
-    this.processExited();
+    for (const fd of this.#outputKeepers.splice(0)) closeQuietly(fd);
   }
 }
