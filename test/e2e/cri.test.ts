@@ -22,9 +22,8 @@ import { buildTestImages } from '../../scripts/test-images.ts';
 import { RUNC_ROOT_BASE } from '../../scripts/dev-containerd/instance-scan.ts';
 import { describeLeftovers, pidAlive, shimSocketPath, uniqueId, useContainerd } from './harness.ts';
 import { OUTRIGGER, outriggerShims, pinnedShimBinDir, waitFor } from './shim-support.ts';
-import { execa } from 'execa';
+import { pidFromInfo, ppidOf, RUNC, runcList } from '../support/cri-pods.ts';
 
-const RUNC = '/usr/bin/runc';
 const HANDLER = 'outrigger';
 const SANDBOX_IMAGE_PREFIX = 'docker.io/local/outrigger-cri-pause';
 const SANDBOX_IMAGE = `${SANDBOX_IMAGE_PREFIX}-tar:latest`;
@@ -94,20 +93,6 @@ afterEach(async () => {
 /** The stock handler every CRI config has; the Go runc shim. */
 const RUNC_HANDLER = 'runc';
 
-function ppidOf(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-}
-
-/** The process's pid as CRI's verbose status reports it (`info` JSON, key `pid`). */
-function pidFromInfo(info: Record<string, string>, what: string): number {
-  const raw = info.info;
-  if (raw === undefined) throw new Error(`${what}: verbose status has no "info"`);
-  const pid = (JSON.parse(raw) as { pid?: unknown }).pid;
-  if (typeof pid !== 'number' || pid <= 0) throw new Error(`${what}: no pid in verbose info ${raw}`);
-  return pid;
-}
-
 /** Shim daemons of this containerd, ours or the Go runc shim. */
 function shimPids(kind: 'outrigger' | 'runc'): number[] {
   if (kind === 'outrigger') return outriggerShims(ctd()).map((p) => p.pid);
@@ -122,14 +107,6 @@ function shimPids(kind: 'outrigger' | 'runc'): number[] {
     }
   }
   return out;
-}
-
-/** Container ids in a runc state root (none if runc never made the root). */
-async function runcList(root: string): Promise<string[]> {
-  if (!fs.existsSync(root)) return [];
-  const r = await execa(RUNC, ['--root', root, 'list', '-q'], { reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) throw new Error(`runc --root ${root} list: exit ${String(r.exitCode)}: ${String(r.stderr)}`);
-  return String(r.stdout).split('\n').map((s) => s.trim()).filter(Boolean);
 }
 
 function logLines(file: string): { stream: string; tag: string; content: string }[] {
