@@ -16,6 +16,7 @@ import type { Descriptor, Platform } from '../../src/oci/descriptor.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import type { DecryptConfig, EncryptConfig } from './key-wrapper.ts';
 import { ENC_ANNOTATION_PREFIX } from './annotations.ts';
 import { decryptLayerStream, encryptLayerStream } from './layer-crypto.ts';
@@ -103,6 +104,70 @@ function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/**
+ * Manifests, indexes and the layout's index.json are read whole into memory to be parsed, so
+ * they are capped: registries and containerd refuse manifests over 4 MiB, so nothing an image
+ * tool wrote comes near it.
+ */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+/** Image configs carry the build history and may outgrow a manifest, but not by this much. */
+export const MAX_CONFIG_BYTES = 16 << 20;
+
+function mib(bytes: number): string {
+  return `${bytes / (1024 * 1024)} MiB`;
+}
+
+/** What a JSON blob is, for messages and for its cap. */
+type JsonBlobKind = 'manifest' | 'index' | 'config' | 'manifest or index';
+
+function capFor(kind: JsonBlobKind): number {
+  return kind === 'config' ? MAX_CONFIG_BYTES : MAX_MANIFEST_BYTES;
+}
+
+/**
+ * Reads a file of at most `cap` bytes (and exactly `expected` when given) without ever holding
+ * more than that: the size is checked with fstat before reading, and the read stops one byte past
+ * the limit, so a FIFO, a device or a file still growing cannot make it read without end.
+ * `what` names the file in errors.
+ */
+function readCapped(file: string, what: string, cap: number, capName: string, expected?: number): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (error) {
+    throw new ImageCryptError(`${what}: cannot open ${file}: ${(error as Error).message}`);
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new ImageCryptError(`${what}: ${file} is not a regular file`);
+    if (stat.size > cap) throw new ImageCryptError(`${what}: ${file} is ${stat.size} bytes, larger than the ${mib(cap)} limit for ${capName}`);
+    if (expected !== undefined && stat.size !== expected) {
+      throw new ImageCryptError(`${what}: ${file} is ${stat.size} bytes but its descriptor says ${expected}`);
+    }
+    const limit = expected ?? cap;
+    // One byte more than allowed, to notice a file that grew after fstat.
+    const buf = Buffer.allocUnsafe(Math.min(stat.size, limit) + 1);
+    let length = 0;
+    for (;;) {
+      if (length === buf.length) throw new ImageCryptError(`${what}: ${file} grew past ${limit} bytes while being read`);
+      const n = fs.readSync(fd, buf, length, buf.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (expected !== undefined && length !== expected) throw new ImageCryptError(`${what}: ${file} is ${length} bytes but its descriptor says ${expected}`);
+    return buf.subarray(0, length);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A descriptor's size as a byte count, or an error naming the descriptor. */
+function declaredSize(desc: Descriptor, what: string): number {
+  const size: unknown = desc.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new ImageCryptError(`${what}: descriptor size ${JSON.stringify(size)} is not a byte count`);
+  return size;
+}
+
 /** `os/arch[/variant]` → matcher; `linux/amd64` also matches a descriptor without a variant. */
 export function parsePlatform(spec: string): Platform {
   const parts = spec.split('/');
@@ -134,16 +199,49 @@ class ImageCrypter {
     this.wantedPlatforms = (opts.platforms ?? []).map(parsePlatform);
   }
 
-  private readBlob(digest: string): Buffer {
-    const file = blobPath(this.opts.src, digest);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (error) {
-      throw new ImageCryptError(`blob ${digest} is missing from ${this.opts.src}: ${(error as Error).message}`);
-    }
-    if (sha256(bytes) !== digest) throw new ImageCryptError(`blob ${digest} in ${this.opts.src} does not match its digest`);
+  /**
+   * A manifest, index or config blob: refused before it is read when its descriptor declares more
+   * than the cap for its kind, or when the file's size differs from the descriptor; then checked
+   * against the digest.
+   */
+  private readJsonBlob(desc: Descriptor, kind: JsonBlobKind): Buffer {
+    const what = `${kind} ${desc.digest}`;
+    const file = blobPath(this.opts.src, desc.digest);
+    const cap = capFor(kind);
+    const capName = kind === 'config' ? 'image configs' : 'manifests and indexes';
+    const size = declaredSize(desc, what);
+    if (size > cap) throw new ImageCryptError(`${what}: its descriptor declares ${size} bytes, larger than the ${mib(cap)} limit for ${capName}; not read`);
+    if (!fs.existsSync(file)) throw new ImageCryptError(`${what} is missing from ${this.opts.src} (no ${file})`);
+    const bytes = readCapped(file, what, cap, capName, size);
+    if (sha256(bytes) !== desc.digest) throw new ImageCryptError(`${what} in ${this.opts.src} does not match its digest (read ${sha256(bytes)})`);
     return bytes;
+  }
+
+  private parseJsonBlob(desc: Descriptor, kind: JsonBlobKind): unknown {
+    const bytes = this.readJsonBlob(desc, kind);
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch (error) {
+      throw new ImageCryptError(`${kind} ${desc.digest} in ${this.opts.src} is not JSON: ${(error as Error).message}`);
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ImageCryptError(`${kind} ${desc.digest} in ${this.opts.src} is not a JSON object`);
+    return json;
+  }
+
+  /** A layer blob is streamed, not read whole; its size is still checked against the descriptor first. */
+  private checkLayerSize(desc: Descriptor): void {
+    const what = `layer ${desc.digest}`;
+    const size = declaredSize(desc, what);
+    const file = blobPath(this.opts.src, desc.digest);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file);
+    } catch (error) {
+      throw new ImageCryptError(`${what} is missing from ${this.opts.src}: ${(error as Error).message}`);
+    }
+    if (!stat.isFile()) throw new ImageCryptError(`${what}: ${file} is not a regular file`);
+    if (stat.size !== size) throw new ImageCryptError(`${what}: ${file} is ${stat.size} bytes but its descriptor says ${size}`);
   }
 
   private copyBlob(digest: string): void {
@@ -165,6 +263,7 @@ class ImageCrypter {
   }
 
   private async encryptLayer(desc: Descriptor, ec: EncryptConfig): Promise<Descriptor> {
+    this.checkLayerSize(desc);
     const tmp = this.tempBlob();
     try {
       const result = await encryptLayerStream(fs.createReadStream(blobPath(this.opts.src, desc.digest)), fs.createWriteStream(tmp), ec, {
@@ -180,9 +279,24 @@ class ImageCrypter {
   }
 
   private async decryptLayer(desc: Descriptor, dc: DecryptConfig): Promise<{ descriptor: Descriptor; scheme: string }> {
+    this.checkLayerSize(desc);
     const tmp = this.tempBlob();
+    // The HMAC already proves the ciphertext; the digest check names a blob that is not what the manifest says.
+    const hash = createHash('sha256');
+    const source = fs.createReadStream(blobPath(this.opts.src, desc.digest));
+    const hashed = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    source.on('error', (error) => hashed.destroy(error));
+    // Opened here, not lazily by the stream, so the cleanup below never races a late open that recreates tmp.
+    const sink = fs.createWriteStream(tmp, { fd: fs.openSync(tmp, 'w') });
     try {
-      const result = await decryptLayerStream(fs.createReadStream(blobPath(this.opts.src, desc.digest)), fs.createWriteStream(tmp), desc.annotations ?? {}, dc);
+      const result = await decryptLayerStream(source.pipe(hashed), sink, desc.annotations ?? {}, dc);
+      const read = `sha256:${hash.digest('hex')}`;
+      if (read !== desc.digest) throw new ImageCryptError(`layer ${desc.digest} in ${this.opts.src} does not match its digest (read ${read})`);
       fs.renameSync(tmp, blobPath(this.opts.dst, result.digest));
       const { annotations: _dropped, ...rest } = desc;
       const kept = Object.fromEntries(Object.entries(desc.annotations ?? {}).filter(([k]) => !k.startsWith(ENC_ANNOTATION_PREFIX)));
@@ -195,6 +309,9 @@ class ImageCrypter {
       };
       return { descriptor, scheme: result.scheme };
     } finally {
+      // A wrong key fails before the streams are consumed: close them rather than leave the fds to GC.
+      source.destroy();
+      sink.destroy();
       fs.rmSync(tmp, { force: true });
     }
   }
@@ -211,12 +328,11 @@ class ImageCrypter {
   }
 
   private async manifest(desc: Descriptor, inheritedPlatform: Platform | undefined): Promise<Descriptor> {
-    const bytes = this.readBlob(desc.digest);
-    const manifest = JSON.parse(bytes.toString('utf8')) as ManifestJson;
+    const manifest = this.parseJsonBlob(desc, 'manifest') as ManifestJson;
     if (!Array.isArray(manifest.layers) || !manifest.config) throw new ImageCryptError(`manifest ${desc.digest} has no config or layers`);
     let platform = desc.platform ?? inheritedPlatform;
     if (!platform) {
-      const config = JSON.parse(this.readBlob(manifest.config.digest).toString('utf8')) as Partial<Platform>;
+      const config = this.parseJsonBlob(manifest.config, 'config') as Partial<Platform>;
       if (typeof config.os === 'string' && typeof config.architecture === 'string') {
         platform = { os: config.os, architecture: config.architecture, ...(typeof config.variant === 'string' ? { variant: config.variant } : {}) };
       }
@@ -292,7 +408,8 @@ class ImageCrypter {
   }
 
   private async index(desc: Descriptor): Promise<Descriptor> {
-    const index = JSON.parse(this.readBlob(desc.digest).toString('utf8')) as IndexJson;
+    const index = this.parseJsonBlob(desc, 'index') as IndexJson;
+    if (!Array.isArray(index.manifests)) throw new ImageCryptError(`index ${desc.digest} has no manifests`);
     const manifests = await this.descriptors(index.manifests);
     if (manifests.every((m, i) => m.digest === index.manifests[i]!.digest)) {
       this.copyBlob(desc.digest);
@@ -311,7 +428,7 @@ class ImageCrypter {
     else if (desc.mediaType === OCI_MANIFEST || desc.mediaType === DOCKER_MANIFEST) result = await this.manifest(desc, platform);
     else {
       // Some writers omit mediaType on index entries: look inside.
-      const json = JSON.parse(this.readBlob(desc.digest).toString('utf8')) as Partial<IndexJson & ManifestJson>;
+      const json = this.parseJsonBlob(desc, 'manifest or index') as Partial<IndexJson & ManifestJson>;
       if (Array.isArray(json.manifests)) result = await this.index({ ...desc, mediaType: json.mediaType ?? OCI_INDEX });
       else if (Array.isArray(json.layers)) result = await this.manifest({ ...desc, mediaType: json.mediaType ?? OCI_MANIFEST }, platform);
       else throw new ImageCryptError(`descriptor ${desc.digest} (${desc.mediaType}) is neither an index nor a manifest`);
@@ -328,13 +445,16 @@ class ImageCrypter {
 
   async run(): Promise<void> {
     const { src, dst } = this.opts;
+    const indexFile = path.join(src, 'index.json');
+    if (!fs.existsSync(indexFile)) throw new ImageCryptError(`${src} is not an OCI image layout (no index.json)`);
+    const indexBytes = readCapped(indexFile, `${src}/index.json`, MAX_MANIFEST_BYTES, 'manifests and indexes');
     let top: IndexJson;
     try {
-      top = JSON.parse(fs.readFileSync(path.join(src, 'index.json'), 'utf8')) as IndexJson;
+      top = JSON.parse(indexBytes.toString('utf8')) as IndexJson;
     } catch (error) {
       throw new ImageCryptError(`${src} is not an OCI image layout (index.json: ${(error as Error).message})`);
     }
-    if (!Array.isArray(top.manifests)) throw new ImageCryptError(`${src}/index.json has no manifests`);
+    if (typeof top !== 'object' || top === null || !Array.isArray(top.manifests)) throw new ImageCryptError(`${src}/index.json has no manifests`);
     fs.mkdirSync(path.join(dst, 'blobs', 'sha256'), { recursive: true });
     const manifests = await this.descriptors(top.manifests);
     fs.writeFileSync(path.join(dst, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
