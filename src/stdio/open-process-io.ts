@@ -9,6 +9,7 @@ import { ConsoleIo } from './console-io.ts';
 import { pipeConsoleOutput } from './console-output.ts';
 import type { ConsoleOutput } from './console-output.ts';
 import { FifoIo } from './fifo-io.ts';
+import { FIFO_READER_TIMEOUT_MS, waitForFifoReaders } from './fifo-reader-wait.ts';
 import { FileIo } from './file-io.ts';
 import { loggerSettingsFromEnv } from './logger-settings.ts';
 import { NullIo } from './null-io.ts';
@@ -61,8 +62,18 @@ async function openPipedIo(req: StdioRequest, owner: StdioOwner | undefined, con
   const log = context?.log ?? silentStdioLog;
   const execId = context?.execId || undefined;
   switch (scheme) {
-    case 'fifo':
-      return FifoIo.open({ ...req, stdin: fifoPath(req.stdin), stdout: fifoPath(req.stdout), stderr: fifoPath(req.stderr) }, owner);
+    case 'fifo': {
+      const fifos = { ...req, stdin: fifoPath(req.stdin), stdout: fifoPath(req.stdout), stderr: fifoPath(req.stderr) };
+      const readers = await waitForFifoReaders([fifos.stdout, fifos.stderr]);
+      if (readers.missing.length > 0) {
+        log.warn({ container: context?.containerId, exec: execId, fifos: readers.missing, waitedMs: FIFO_READER_TIMEOUT_MS }, 'no reader on the output FIFO; the process runs and its output waits in the FIFO');
+      }
+      try {
+        return FifoIo.open(fifos, owner);
+      } finally {
+        readers.release();
+      }
+    }
     case 'file':
       return FileIo.open({
         uri: parseStdioUri(req.stdout),
