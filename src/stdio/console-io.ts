@@ -87,17 +87,28 @@ export class ConsoleIo implements ProcessIo {
   /** Errors that ended copying early, for the logs of whoever closes us. */
   readonly errors: string[] = [];
 
-  private constructor(stdinPath: string, sink: ConsoleOutput | undefined) {
+  /** Lets go of the probe that found the client's reader (./fifo-reader-wait.ts), once our writer is open. */
+  #releaseReaderProbe: (() => void) | undefined;
+
+  private constructor(stdinPath: string, sink: ConsoleOutput | undefined, releaseReaderProbe: (() => void) | undefined) {
     this.#stdinPath = stdinPath;
     this.#sink = sink;
+    this.#releaseReaderProbe = releaseReaderProbe;
+  }
+
+  #releaseProbe(): void {
+    const release = this.#releaseReaderProbe;
+    this.#releaseReaderProbe = undefined;
+    release?.();
   }
 
   /**
    * Checks the request; the FIFOs are opened once the master arrives (see `attach`). `output`
    * is where the pty's bytes go when stdout is not a FIFO path (file://, binary://); the
-   * ConsoleIo owns it from here on, also when this throws.
+   * ConsoleIo owns it from here on, also when this throws. `releaseReaderProbe` closes the writer
+   * that completed the client's open of the stdout FIFO; it is called once our own writer is open.
    */
-  static open(req: StdioRequest, owner?: StdioOwner, output?: ConsoleOutput): ConsoleIo {
+  static open(req: StdioRequest, owner?: StdioOwner, output?: ConsoleOutput, releaseReaderProbe?: () => void): ConsoleIo {
     try {
       if (req.stderr !== '' && req.stderr !== req.stdout) {
         // A terminal has one output stream; runc rejects a separate stderr the same way.
@@ -105,9 +116,10 @@ export class ConsoleIo implements ProcessIo {
       }
       const stdin = fifoPath(req.stdin, 'stdin');
       const stdout = output === undefined ? fifoPath(req.stdout, 'stdout') : '';
-      return new ConsoleIo(stdin, output ?? (stdout !== '' ? fifoConsoleOutput(stdout, owner) : undefined));
+      return new ConsoleIo(stdin, output ?? (stdout !== '' ? fifoConsoleOutput(stdout, owner) : undefined), releaseReaderProbe);
     } catch (err) {
       output?.close();
+      releaseReaderProbe?.();
       throw err;
     }
   }
@@ -148,6 +160,7 @@ export class ConsoleIo implements ProcessIo {
     let inputFd: number | undefined;
     try {
       if (this.#sink) this.#output = this.#writerForRelease = this.#sink.open();
+      this.#releaseProbe();
       if (this.#stdinPath !== '') {
         this.#stdinKeeper = open(this.#stdinPath, O_RDWR, 'stdin');
         inputFd = open(this.#stdinPath, O_RDONLY | O_NONBLOCK, 'stdin');
@@ -262,6 +275,7 @@ export class ConsoleIo implements ProcessIo {
     this.#shutdown();
     this.#closed = true;
     this.#releaseSink();
+    this.#releaseProbe();
   }
 }
 

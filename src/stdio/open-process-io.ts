@@ -10,6 +10,7 @@ import { pipeConsoleOutput } from './console-output.ts';
 import type { ConsoleOutput } from './console-output.ts';
 import { FifoIo } from './fifo-io.ts';
 import { FIFO_READER_TIMEOUT_MS, waitForFifoReaders } from './fifo-reader-wait.ts';
+import type { FifoReaders } from './fifo-reader-wait.ts';
 import { FileIo } from './file-io.ts';
 import { loggerSettingsFromEnv } from './logger-settings.ts';
 import { NullIo } from './null-io.ts';
@@ -39,7 +40,12 @@ function fifoPath(uri: string): string {
 }
 
 export async function openProcessIo(req: StdioRequest, owner?: StdioOwner, context?: StdioContext): Promise<ProcessIo> {
-  if (req.terminal) return ConsoleIo.open(req, owner, await consoleOutputFor(req, owner, context));
+  if (req.terminal) {
+    const output = await consoleOutputFor(req, owner, context);
+    if (output !== undefined || req.stdout === '') return ConsoleIo.open(req, owner, output);
+    const readers = await waitForOutputReaders([fifoPath(req.stdout)], context);
+    return ConsoleIo.open(req, owner, undefined, () => readers.release());
+  }
   if (req.stdin === '' && req.stdout === '' && req.stderr === '') return new NullIo();
   return openPipedIo(req, owner, context);
 }
@@ -57,6 +63,18 @@ async function consoleOutputFor(req: StdioRequest, owner: StdioOwner | undefined
   return pipeConsoleOutput(io, req.stdout);
 }
 
+/** Waits for the client's readers (./fifo-reader-wait.ts) and logs the FIFOs that had none. */
+async function waitForOutputReaders(paths: string[], context: StdioContext | undefined): Promise<FifoReaders> {
+  const readers = await waitForFifoReaders(paths);
+  if (readers.missing.length > 0) {
+    (context?.log ?? silentStdioLog).warn(
+      { container: context?.containerId, exec: context?.execId || undefined, fifos: readers.missing, waitedMs: FIFO_READER_TIMEOUT_MS },
+      'no reader on the output FIFO; the process runs and its output waits in the FIFO',
+    );
+  }
+  return readers;
+}
+
 async function openPipedIo(req: StdioRequest, owner: StdioOwner | undefined, context: StdioContext | undefined): Promise<ProcessIo> {
   const scheme = stdioScheme(req.stdout);
   const log = context?.log ?? silentStdioLog;
@@ -64,10 +82,7 @@ async function openPipedIo(req: StdioRequest, owner: StdioOwner | undefined, con
   switch (scheme) {
     case 'fifo': {
       const fifos = { ...req, stdin: fifoPath(req.stdin), stdout: fifoPath(req.stdout), stderr: fifoPath(req.stderr) };
-      const readers = await waitForFifoReaders([fifos.stdout, fifos.stderr]);
-      if (readers.missing.length > 0) {
-        log.warn({ container: context?.containerId, exec: execId, fifos: readers.missing, waitedMs: FIFO_READER_TIMEOUT_MS }, 'no reader on the output FIFO; the process runs and its output waits in the FIFO');
-      }
+      const readers = await waitForOutputReaders([fifos.stdout, fifos.stderr], context);
       try {
         return FifoIo.open(fifos, owner);
       } finally {
