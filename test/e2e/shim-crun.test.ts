@@ -3,26 +3,32 @@
  * `Root`), which ctr's --runtime-config-path and CRI send to a non-runc runtime type as
  * runtimeoptions.v1.Options{config_path}.
  *
- * crun: on this host (cgroup v1 with a controller-less unified hierarchy, "hybrid") crun itself
- * refuses every container, under the stock io.containerd.runc.v2 (`--runc-binary crun`) as well;
- * the test pins that our shim reaches crun and reports crun's reason the same way, and leaks
- * nothing. The full scenarios then run through a BinaryName that is a logging wrapper around
- * runc with its own Root, which proves the options reach every runtime call.
+ * crun: with `BinaryName = "crun"` the containers really run under crun (its `state` under the
+ * configured Root knows them, runc's root does not), and a crun refusal reaches ctr in the same
+ * words as under io.containerd.runc.v2 with `--runc-binary crun`. (crun runs on this cgroup v1
+ * "hybrid" host because scripts/setup-host mounts every controller as v1; the tty, exec,
+ * pause/update, stats and OOM scenarios with crun are in shim-crun-features.test.ts.) The
+ * wrapper test proves the options reach every runtime call: its BinaryName is a logging
+ * wrapper around runc with its own Root.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { uniqueId, useContainerd } from './harness.ts';
-import { OUTRIGGER, RUNC_V2, shimFor, taskStatus, useTestImage, pinnedShimBinDir, waitFor } from './shim-support.ts';
+import { OUTRIGGER, RUNC_V2, removeTask, shimFor, taskStatus, useTestImage, pinnedShimBinDir, waitFor } from './shim-support.ts';
 
+const RUNC_ROOT_BASE = '/run/containerd/runc';
 const CRUN_ROOT_BASE = '/run/containerd/outrigger-crun';
+const STOCK_CRUN_ROOT_BASE = '/run/containerd/runc-v2-crun';
 const WRAPPED_ROOT_BASE = '/run/containerd/outrigger-wrapped';
 const image = useTestImage();
 const ctd = useContainerd({
   binDirs: [pinnedShimBinDir()],
   ociRuntimes: [
-    { binary: '/usr/sbin/runc', rootBase: '/run/containerd/runc' },
+    { binary: '/usr/sbin/runc', rootBase: RUNC_ROOT_BASE },
     { binary: '/usr/bin/crun', rootBase: CRUN_ROOT_BASE },
+    { binary: '/usr/bin/crun', rootBase: STOCK_CRUN_ROOT_BASE },
     { binary: '/usr/sbin/runc', rootBase: WRAPPED_ROOT_BASE },
   ],
 });
@@ -41,22 +47,49 @@ function runtimeFailure(stderr: string, id: string): string {
 }
 
 describe('OCI runtime from runtime options', () => {
-  it('BinaryName = "crun": crun is the one that runs, and its refusal reaches ctr as under runc.v2', async () => {
+  it('BinaryName = "crun": crun runs the containers (state under its Root, none in runc\'s), output and exit codes right', async () => {
     await ctd().importImage(image().file);
     const config = writeConfig('crun.toml', `BinaryName = "crun"\nRoot = "${CRUN_ROOT_BASE}"\n`);
-    const ours = await ctd().run({ image: image().name, runtime: OUTRIGGER, flags: ['--runtime-config-path', config], args: ['true'] });
-    const stock = await ctd().run({ image: image().name, runtime: RUNC_V2, flags: ['--runc-binary', 'crun'], args: ['true'] });
-    const crunReason = /failed: (.+): unknown/.exec(stock.stderr)?.[1];
-    expect(crunReason, stock.stderr).toBeTruthy();
+    const flags = ['--runtime-config-path', config];
+    const r = await ctd().run({ image: image().name, runtime: OUTRIGGER, flags, args: ['sh', '-c', 'echo out; echo err >&2; exit 7'] });
+    expect(r).toMatchObject({ stdout: 'out\n', stderr: 'err\n', exitCode: 7 });
+
+    const id = uniqueId('crun');
+    await ctd().run({ image: image().name, id, runtime: OUTRIGGER, detach: true, flags, args: ['sleep', '1000'] });
+    const crunRoot = `${CRUN_ROOT_BASE}/${ctd().namespace}`;
+    const state = JSON.parse(execFileSync('crun', ['--root', crunRoot, 'state', id], { encoding: 'utf8' })) as { status: string; pid: number };
+    expect(state.status).toBe('running');
+    // The pid containerd knows for the task is the one crun started.
+    const ls = (await ctd().ctr(['tasks', 'ls'], { check: true })).stdout;
+    expect(ls).toMatch(new RegExp(`^${id}\\s+${state.pid}\\s+RUNNING`, 'm'));
+    expect(fs.existsSync(path.join(RUNC_ROOT_BASE, ctd().namespace, id))).toBe(false);
+    const exec = await ctd().ctr(['tasks', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo in-exec; exit 5']);
+    expect(exec).toMatchObject({ stdout: 'in-exec\n', exitCode: 5 });
+    await removeTask(ctd(), id);
+    expect(execFileSync('crun', ['--root', crunRoot, 'list', '--quiet'], { encoding: 'utf8' }).split('\n')).not.toContain(id);
+    await waitFor('the shim to exit', () => (shimFor(ctd(), id) === undefined ? true : undefined));
+  });
+
+  it('crun refusing a missing executable: the same "OCI runtime create failed" line as runc.v2 with --runc-binary crun', async () => {
+    const config = writeConfig('crun-refusal.toml', `BinaryName = "crun"\nRoot = "${CRUN_ROOT_BASE}"\n`);
+    const ours = await ctd().run({ image: image().name, runtime: OUTRIGGER, flags: ['--runtime-config-path', config], args: ['/no/such/binary'] });
+    const stock = await ctd().run({ image: image().name, runtime: RUNC_V2, flags: ['--runc-binary', 'crun', '--runc-root', STOCK_CRUN_ROOT_BASE], args: ['/no/such/binary'] });
     expect(stock.exitCode).not.toBe(0);
     expect(ours.exitCode).not.toBe(0);
-    // The same shape as the Go shim, the runtime's own "crun create failed" said once.
+    const reason = 'executable file `/no/such/binary` not found in $PATH: No such file or directory';
+    // The runtime's reason said once, after the Go shim's prefix, no "crun create failed" of ours.
+    expect(runtimeFailure(ours.stderr, ours.id)).toBe(`OCI runtime create failed: ${reason}: unknown`);
     expect(runtimeFailure(ours.stderr, ours.id)).toBe(runtimeFailure(stock.stderr, stock.id));
-    expect(ours.stderr).toContain(`OCI runtime create failed: ${crunReason!}`);
+    // crun also writes its reason to its own stderr, which is the container's: our shim hands
+    // crun the container's FIFOs, so ctr prints it above its error; the Go shim gives crun a
+    // pipe it copies only after a successful create, so there it is dropped.
+    const linesOfReason = (stderr: string) => stderr.split('\n').filter((l) => l === reason);
+    expect(linesOfReason(ours.stderr)).toEqual([reason]);
+    expect(linesOfReason(stock.stderr)).toEqual([]);
+    await waitFor('the shim to exit', () => (shimFor(ctd(), ours.id) === undefined ? true : undefined));
     const left = ctd().leftovers();
     expect(left.mounts).toEqual([]);
     expect(left.runtimeEntries).toEqual([]);
-    await waitFor('the shim to exit', () => (shimFor(ctd(), ours.id) === undefined ? true : undefined));
   });
 
   it('runc refusing a missing executable: the same error text under both shims, prefix said once', async () => {

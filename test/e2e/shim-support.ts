@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll } from 'vitest';
 import { DIST_BIN } from '../../scripts/dev-containerd/private-containerd.ts';
 import { type BuiltImage, buildTestImages } from '../../scripts/test-images.ts';
-import type { PrivateContainerd } from './harness.ts';
+import { type PrivateContainerd, uniqueId } from './harness.ts';
 
 export const OUTRIGGER = 'io.containerd.outrigger.v2';
 
@@ -123,4 +123,70 @@ export async function taskStatus(ctd: PrivateContainerd, id: string): Promise<st
 export async function containerIds(ctd: PrivateContainerd): Promise<string[]> {
   const r = await ctd.ctr(['containers', 'ls', '-q'], { check: true });
   return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Shim processes of a containerd namespace, ours or another runtime's, whatever their mode
+ * (start, daemon, delete): containerd hands every shim `-namespace <ns>` with a single dash,
+ * which neither ctr (`--namespace`) nor containerd itself takes.
+ */
+export function shimProcessesOfNamespace(namespace: string): ProcInfo[] {
+  return procs().filter((p) => p.argv.some((a, i) => a === '-namespace' && p.argv[i + 1] === namespace));
+}
+
+/** FIFOs anywhere below `dirs` (by file type, so no naming convention can hide one). */
+export function fifosBelow(...dirs: string[]): string[] {
+  const out: string[] = [];
+  for (const dir of dirs) {
+    if (!fs.existsSync(dir)) continue;
+    for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      const file = path.join(dir, rel);
+      try {
+        if (fs.lstatSync(file).isFIFO()) out.push(file);
+      } catch {
+        // removed while we looked
+      }
+    }
+  }
+  return out.sort();
+}
+
+/**
+ * The shim a scenario runs under and the `ctr run` flags that pick its OCI runtime: e.g.
+ * `--runtime-config-path` with a BinaryName for ours, `--runc-binary` for io.containerd.runc.v2.
+ * A bare runtime name means the default OCI runtime (runc).
+ */
+export type RuntimeChoice = string | { readonly runtime: string; readonly flags?: readonly string[] };
+
+/** The shim's runtime name and the flags that pick its OCI runtime (none for a bare name). */
+export function resolveChoice(choice: RuntimeChoice): { runtime: string; flags: string[] } {
+  return typeof choice === 'string' ? { runtime: choice, flags: [] } : { runtime: choice.runtime, flags: [...(choice.flags ?? [])] };
+}
+
+/** Runs `sleep 1000` (or `args`) detached under `choice`; returns the container id. */
+export async function startDetached(
+  c: PrivateContainerd,
+  image: string,
+  choice: RuntimeChoice,
+  prefix: string,
+  opts: { flags?: readonly string[]; args?: readonly string[] } = {},
+): Promise<string> {
+  const id = uniqueId(prefix);
+  const { runtime, flags } = resolveChoice(choice);
+  const r = await c.run({ image, id, runtime, detach: true, flags: [...flags, ...(opts.flags ?? [])], args: [...(opts.args ?? ['sleep', '1000'])] });
+  if (r.exitCode !== 0) throw new Error(`${r.command} failed (exit ${r.exitCode}): ${r.stderr}`);
+  return id;
+}
+
+/** SIGKILL, wait for STOPPED, delete the task, remove the container. */
+export async function removeTask(c: PrivateContainerd, id: string): Promise<void> {
+  await c.ctr(['tasks', 'kill', '--signal', 'SIGKILL', id], { check: true });
+  await waitFor('the task to stop', async () => ((await taskStatus(c, id)) === 'STOPPED' ? true : undefined));
+  await c.ctr(['tasks', 'delete', id], { check: true });
+  await c.ctr(['containers', 'rm', id], { check: true });
+}
+
+/** One value file of a task's cgroup v1 controller (ctr puts tasks at /<namespace>/<id>). */
+export function cgroupValue(c: PrivateContainerd, controller: string, id: string, file: string): string {
+  return fs.readFileSync(`/sys/fs/cgroup/${controller}/${c.namespace}/${id}/${file}`, 'utf8').trim();
 }

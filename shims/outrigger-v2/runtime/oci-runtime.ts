@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createPipe } from '../../../src/sys/pipe.ts';
 import { rootFor } from './saved-options.ts';
 import type { RuntimeOptions } from './saved-options.ts';
 
@@ -178,16 +179,28 @@ export class OciRuntime {
     const logFile = bundle !== undefined ? this.logFile : undefined;
     const full = [...this.#globalArgs(logFile), ...args];
     return new Promise((resolve, reject) => {
-      // With the container's fds as our child's stdio, runc's own complaints land in log.json.
-      const child = spawn(this.options.binaryName, full, {
-        cwd: bundle ?? '/',
-        stdio: stdio ? [stdio[0], stdio[1], stdio[2]] : [input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      });
-      if (input !== undefined) {
-        child.stdin?.on('error', () => {
+      // Input goes through a kernel pipe, as Go's exec gives go-runc's Stdin: crun reads
+      // `--resources -` by opening /dev/stdin, which fails with ENXIO on the socketpair that
+      // Node's 'pipe' stdio is (runc reads fd 0 and takes either).
+      const inputPipe = input !== undefined ? createPipe() : undefined;
+      let child: ReturnType<typeof spawn>;
+      try {
+        // With the container's fds as our child's stdio, runc's own complaints land in log.json.
+        child = spawn(this.options.binaryName, full, {
+          cwd: bundle ?? '/',
+          stdio: stdio ? [stdio[0], stdio[1], stdio[2]] : [inputPipe?.read ?? 'ignore', 'pipe', 'pipe'],
+        });
+      } catch (err) {
+        if (inputPipe) for (const fd of [inputPipe.read, inputPipe.write]) fs.closeSync(fd);
+        throw err;
+      }
+      if (inputPipe) {
+        fs.closeSync(inputPipe.read);
+        const writer = fs.createWriteStream('', { fd: inputPipe.write });
+        writer.on('error', () => {
           // A runtime that exits before reading its input reports why through its exit status.
         });
-        child.stdin?.end(input);
+        writer.end(input);
       }
       let out = '';
       let err = '';
