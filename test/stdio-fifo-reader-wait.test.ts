@@ -90,9 +90,12 @@ describe('waitForFifoReaders', () => {
     io.afterStart();
     await new Promise((resolve) => child.once('exit', resolve));
     io.processExited();
+    // What a delete now would drop, for the shim's warning.
+    expect(io.unreadOutputBytes?.()).toBe('kept\n'.length);
     // A reader that comes after the exit still gets the output (the shim's end holds it).
     const late = lateReader(p, 0);
     expect(await late.output).toBe('kept\n');
+    expect(io.unreadOutputBytes?.()).toBe(0);
     io.close();
   });
 });

@@ -173,6 +173,10 @@ export class FifoIo implements ProcessIo {
     this.#drainTimer = undefined;
   }
 
+  unreadOutputBytes(): number {
+    return this.#outputKeepers.reduce((sum, fd) => sum + unreadBytes(fd), 0);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

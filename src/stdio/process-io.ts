@@ -30,6 +30,11 @@ export interface ProcessIo {
   processExited(): void;
   /** The process is deleted: release everything. Idempotent. */
   close(): void;
+  /**
+   * Output the process wrote that no client has read yet and that close() would drop with the
+   * shim's end of a FIFO (0 where the transport keeps nothing back).
+   */
+  unreadOutputBytes?(): number;
 }
 
 export class StdioError extends Error {

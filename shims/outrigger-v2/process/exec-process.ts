@@ -15,6 +15,7 @@ import type { ProcessEnd } from '../../../src/sys/wait.ts';
 import { readPidFile } from '../runtime/oci-runtime.ts';
 import type { ProcessDeps } from './deps.ts';
 import { ExitLatch } from './exit-latch.ts';
+import { warnUnreadOutput } from './unread-output.ts';
 import { assertCan, exitStatusOf, initialState, transition } from './lifecycle.ts';
 import type { ExitInfo, ProcessState } from './lifecycle.ts';
 import { ProcessFinishedError } from './init-process.ts';
@@ -166,6 +167,7 @@ export class ExecProcess {
   delete(): { pid: number; exit: ExitInfo | undefined } {
     if (this.#starting) throw new Error('cannot delete a process that is starting');
     this.#state = transition(this.#state, { kind: 'delete' });
+    if (this.#io) warnUnreadOutput(this.#io, this.#deps.log, { container: this.spec.containerId, exec: this.spec.execId });
     this.#io?.close();
     return { pid: this.#state.pid ?? 0, exit: this.#latch.value };
   }

@@ -29,6 +29,7 @@ import { readPidFile } from '../runtime/oci-runtime.ts';
 import type { CheckpointArgs } from '../runtime/oci-runtime.ts';
 import type { ProcessDeps } from './deps.ts';
 import { ExitLatch } from './exit-latch.ts';
+import { warnUnreadOutput } from './unread-output.ts';
 import { assertCan, exitStatusOf, initialState, LifecycleError, transition } from './lifecycle.ts';
 import type { ExitInfo, ProcessState } from './lifecycle.ts';
 
@@ -260,6 +261,7 @@ export class InitProcess {
     this.#state = transition(this.#state, { kind: 'delete' });
     // Waiters on a never-started init learn its end here; nothing else will tell them.
     if (this.#latch.value === undefined) this.#latch.set(exit);
+    warnUnreadOutput(this.#io, this.#deps.log, { container: this.id });
     this.#io.close();
     const pid = this.#state.pid ?? 0;
     this.#deps.events.publish(TaskDeleteSchema, { containerId: this.id, pid, exitStatus: exit.status, exitedAt: exit.exitedAt });
