@@ -99,3 +99,49 @@ describe('waitForFifoReaders', () => {
     io.close();
   });
 });
+
+describe('FifoIo.outputRead: the exit waits for the client to read', () => {
+  it('resolves once a reader that opened early but reads late has taken the output, before the deadline', async () => {
+    const p = fifo('slow-client');
+    // The client's open has returned (kernel-wise) but nothing reads yet: ctr's goroutine, late.
+    const clientFd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const io = await openProcessIo({ stdin: '', stdout: p, stderr: '', terminal: false });
+    const child = spawn('sh', ['-c', 'echo late-read; exit 9'], { stdio: ['ignore', io.fds[1], 'ignore'] });
+    io.afterStart();
+    await new Promise((resolve) => child.once('exit', resolve));
+    io.processExited();
+    let settled = false;
+    const read = io.outputRead!(30_000).then(() => (settled = true));
+    await sleep(200);
+    expect(settled, 'reported the exit while the output was still unread').toBe(false);
+    const buf = Buffer.alloc(64);
+    const n = fs.readSync(clientFd, buf);
+    expect(buf.subarray(0, n).toString()).toBe('late-read\n');
+    await read;
+    expect(settled).toBe(true);
+    fs.closeSync(clientFd);
+    io.close();
+  });
+
+  it('gives up at the deadline when nobody reads, and at once when nothing was written', async () => {
+    const p = fifo('no-client');
+    const clientFd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const io = await openProcessIo({ stdin: '', stdout: p, stderr: '', terminal: false });
+    const silentPath = fifo('silent');
+    const silentClientFd = fs.openSync(silentPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const silent = await openProcessIo({ stdin: '', stdout: silentPath, stderr: '', terminal: false });
+    const child = spawn('sh', ['-c', 'echo unread'], { stdio: ['ignore', io.fds[1], 'ignore'] });
+    io.afterStart();
+    silent.afterStart();
+    await new Promise((resolve) => child.once('exit', resolve));
+    io.processExited();
+    silent.processExited();
+    await io.outputRead!(50);
+    expect(io.unreadOutputBytes!()).toBe('unread\n'.length);
+    await silent.outputRead!(30_000); // nothing written: no wait
+    fs.closeSync(clientFd);
+    fs.closeSync(silentClientFd);
+    io.close();
+    silent.close();
+  });
+});

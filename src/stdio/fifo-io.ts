@@ -24,6 +24,7 @@
  * what we hand over, so they are chowned (regular files are the user's and are left alone).
  */
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProcessIo, StdioFd, StdioOwner, StdioRequest } from './process-io.ts';
 import { StdioError } from './process-io.ts';
 import { pipeUnread } from '../sys/pipe-unread.ts';
@@ -171,6 +172,13 @@ export class FifoIo implements ProcessIo {
   #stopDrainTimer(): void {
     if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
     this.#drainTimer = undefined;
+  }
+
+  async outputRead(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#closed && this.unreadOutputBytes() > 0 && Date.now() < deadline) {
+      await sleep(DRAIN_CHECK_MS);
+    }
   }
 
   unreadOutputBytes(): number {

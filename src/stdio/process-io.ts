@@ -35,6 +35,11 @@ export interface ProcessIo {
    * shim's end of a FIFO (0 where the transport keeps nothing back).
    */
   unreadOutputBytes?(): number;
+  /**
+   * Resolves once the client has read what the exited process wrote, or after `timeoutMs`; for
+   * transports that keep nothing back it resolves at once.
+   */
+  outputRead?(timeoutMs: number): Promise<void>;
 }
 
 export class StdioError extends Error {
