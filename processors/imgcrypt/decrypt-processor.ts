@@ -14,19 +14,19 @@
  * Either way nothing past the hold-back is released before the HMAC matched.
  */
 import fs from 'node:fs';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.ts';
-import { decodeStream } from '../zstd/decode.ts';
-import { finished, openInput, openStdout } from '../zstd/io.ts';
+import { finished, openStdout } from '../zstd/io.ts';
 import { DEFAULT_WINDOW_LOG_MAX, GC_EVERY } from '../zstd/options.ts';
 import type { Annotations } from './annotations.ts';
 import { DecryptConfigBuilder } from './decrypt-config.ts';
 import { addKeySpecs } from './key-spec.ts';
-import { decryptLayerChunks } from './layer-cipher.ts';
+import { HmacWorker } from './hmac-worker.ts';
 import { openLayer } from './layer-crypto.ts';
 import { compressionOfEncrypted, ENCRYPTED_LAYER_MEDIA_TYPES } from './media-types.ts';
+import { decryptSharedChunks } from './parallel-decrypt.ts';
 import { parsePayload, readPayloadFd, type ProcessorPayload } from './payload.ts';
+import { SharedChunkReader } from './shared-chunk-reader.ts';
 import { exitSoonAfterFailure, lingerStdout } from './stdout-linger.ts';
 
 export interface RawDecryptOptions {
@@ -42,6 +42,11 @@ export interface RawDecryptOptions {
 }
 
 const CHUNK_BYTES = 1024 * 1024;
+/**
+ * Ciphertext chunks in flight between the reader, the decryption here and the HMAC worker: the
+ * worker hashes slower than this thread decrypts, so this bounds how far ahead reading runs.
+ */
+const POOL_CHUNKS = 8;
 /** In fused mode the tar is cut at an entry boundary on failure (processors/zstd output-queue). */
 const TAR_HOLD_BYTES = 4 * 1024 * 1024;
 const PAYLOAD_IDS = 'io.containerd.ocicrypt.decoder.v1.tar and io.containerd.ocicrypt.decoder.v1.tar.gzip';
@@ -50,7 +55,8 @@ function warn(message: string): void {
   process.stderr.write(`outrigger imgcrypt: warning: ${message}\n`);
 }
 
-function readAnnotationsFile(file: string): Annotations {
+/** The annotations in `file`, and the layer size when the file is a whole descriptor. */
+function readAnnotationsFile(file: string): { annotations: Annotations; size?: number } {
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -62,7 +68,7 @@ function readAnnotationsFile(file: string): Annotations {
   const inner = typeof obj.annotations === 'object' && obj.annotations !== null ? (obj.annotations as Record<string, unknown>) : obj;
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(inner)) if (typeof v === 'string') out[k] = v;
-  return out;
+  return typeof obj.size === 'number' ? { annotations: out, size: obj.size } : { annotations: out };
 }
 
 async function loadPayload(raw: RawDecryptOptions): Promise<ProcessorPayload | undefined> {
@@ -100,19 +106,29 @@ function noPayloadError(mediaType: string | undefined): CliError {
   );
 }
 
+/**
+ * Writes `chunks` with one write in flight while the next chunk is decrypted, and waits for a
+ * write to finish before it asks for the chunk after next: decryptSharedChunks reuses a chunk's
+ * buffer from then on (parallel-decrypt.ts).
+ */
 async function writeAll(chunks: AsyncIterable<Buffer>, output: Writable): Promise<number> {
   let failure: Error | undefined;
   const onError = (err: Error): void => {
-    failure = err;
+    failure ??= err;
   };
   output.on('error', onError);
+  let writing: Promise<void> | undefined;
   let bytes = 0;
   try {
     for await (const chunk of chunks) {
+      await writing;
       if (failure) throw failure;
       bytes += chunk.length;
-      if (!output.write(chunk)) await Promise.race([once(output, 'drain'), once(output, 'error')]);
+      writing = new Promise<void>((resolve, reject) => output.write(chunk, (err) => (err ? reject(err) : resolve())));
+      // Awaited before the next write; until then a failure must not count as unhandled.
+      writing.catch(() => {});
     }
+    await writing;
     if (failure) throw failure;
     output.end();
     await finished(output);
@@ -126,12 +142,24 @@ export async function runDecrypt(raw: RawDecryptOptions): Promise<void> {
   try {
     await decrypt(raw);
   } catch (err) {
+    // Every failure, also those before any output (no key opens the layer): without the held EOF
+    // containerd may report its own "wrong diff id" instead of our message (stdout-linger.ts).
+    lingerStdout();
     exitSoonAfterFailure();
     throw err;
   }
 }
 
 async function decrypt(raw: RawDecryptOptions): Promise<void> {
+  const hmac = new HmacWorker();
+  try {
+    await decryptWith(raw, hmac);
+  } finally {
+    await hmac.close();
+  }
+}
+
+async function decryptWith(raw: RawDecryptOptions, hmac: HmacWorker): Promise<void> {
   const envMediaType = process.env.STREAM_PROCESSOR_MEDIATYPE;
   if (envMediaType !== undefined && compressionOfEncrypted(envMediaType) === undefined) {
     throw new CliError(
@@ -144,9 +172,10 @@ async function decrypt(raw: RawDecryptOptions): Promise<void> {
   let layer = payload !== undefined ? `layer ${payload.descriptor.digest} (${payload.descriptor.mediaType})` : `layer${mediaType ? ` (${mediaType})` : ''}`;
 
   let annotations: Annotations;
+  let size: number | undefined;
   let buffered: import('./containerd-lookup.ts').BufferedLayer | undefined;
-  if (payload !== undefined) annotations = payload.descriptor.annotations;
-  else if (raw.annotations !== undefined) annotations = readAnnotationsFile(raw.annotations);
+  if (payload !== undefined) ({ annotations, size } = payload.descriptor);
+  else if (raw.annotations !== undefined) ({ annotations, size } = readAnnotationsFile(raw.annotations));
   else if (raw.containerdAddress !== undefined) {
     const { resolveFromContainerd } = await import('./containerd-lookup.ts');
     const lookup = { address: raw.containerdAddress, ...(raw.containerdNamespace ? { namespace: raw.containerdNamespace } : {}), ...(mediaType ? { mediaType } : {}) };
@@ -157,9 +186,13 @@ async function decrypt(raw: RawDecryptOptions): Promise<void> {
       throw new CliError(`${layer}: ${(err as Error).message}`, ExitCode.failure, { cause: err });
     }
     buffered = resolved.buffered;
-    annotations = resolved.found.descriptor.annotations;
+    ({ annotations, size } = resolved.found.descriptor);
     layer = `layer ${resolved.found.descriptor.digest} (${resolved.found.descriptor.mediaType}, from manifest ${resolved.found.manifest} in namespace ${resolved.found.namespace})`;
   } else throw noPayloadError(mediaType);
+  // A layer of more than one chunk is hashed on the worker thread: start it now, so its start-up
+  // (~25 ms of CPU on the other core) overlaps loading the keys and unwrapping the layer key. A
+  // smaller layer (most of an image's) is hashed on this thread and never starts it.
+  if (!(size !== undefined && size <= CHUNK_BYTES)) hmac.start();
 
   const builder = new DecryptConfigBuilder();
   if (raw.decryptionKeysPath !== undefined) for (const w of builder.addKeysDirectory(raw.decryptionKeysPath)) warn(w);
@@ -177,14 +210,22 @@ async function decrypt(raw: RawDecryptOptions): Promise<void> {
     throw new CliError(`call to DecryptLayer failed for ${layer}: ${(err as Error).message}`, ExitCode.failure, { cause: err });
   }
 
-  const input = openInput(buffered?.path ?? '-', CHUNK_BYTES);
+  let input: SharedChunkReader;
+  try {
+    input = new SharedChunkReader(buffered?.path ?? '-', CHUNK_BYTES, POOL_CHUNKS);
+  } catch (err) {
+    buffered?.close();
+    throw new CliError(`${layer}: open input: ${(err as Error).message}`, ExitCode.failure, { cause: err });
+  }
   const output = openStdout(CHUNK_BYTES);
-  const plaintext = decryptLayerChunks(input.chunks, keys);
+  // In fused mode the decoder paces collections by its input, which is this plaintext.
+  const plaintext = decryptSharedChunks(input, keys, hmac, { gcEvery: raw.decompress ? 0 : GC_EVERY });
   try {
     if (raw.decompress) {
       // Compressed per the media type: must decode. Plain tar, or no media type known (a manual
       // run): decode what has gzip/zstd magic and pass anything else through, as containerd does.
       const compression = mediaType === undefined ? undefined : compressionOfEncrypted(mediaType);
+      const { decodeStream } = await import('../zstd/decode.ts');
       await decodeStream(plaintext, output, {
         maxWindowSize: 2 ** DEFAULT_WINDOW_LOG_MAX,
         chunkSize: CHUNK_BYTES,

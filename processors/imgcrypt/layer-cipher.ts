@@ -56,14 +56,19 @@ export class LayerDecipher {
   verify(withheld: number): void {
     const actual = this.mac.digest();
     this.decipher.final();
-    if (actual.length !== this.expected.length || !timingSafeEqual(actual, this.expected)) {
-      throw new LayerIntegrityError(
-        `layer integrity check failed: HMAC-SHA256 over the ${this.bytes} ciphertext bytes is ${actual.toString('hex')}, ` +
-          `pubopts says ${this.expected.toString('hex')} (wrong key, or a corrupt or truncated layer); ` +
-          `the last ${withheld} bytes of plaintext were withheld`,
-        this.bytes,
-      );
-    }
+    checkLayerHmac(actual, this.expected, this.bytes, withheld);
+  }
+}
+
+/** Throws LayerIntegrityError unless `actual` (the HMAC over `bytes` of ciphertext) is `expected`. */
+export function checkLayerHmac(actual: Buffer, expected: Buffer, bytes: number, withheld: number): void {
+  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+    throw new LayerIntegrityError(
+      `layer integrity check failed: HMAC-SHA256 over the ${bytes} ciphertext bytes is ${actual.toString('hex')}, ` +
+        `pubopts says ${expected.toString('hex')} (wrong key, or a corrupt or truncated layer); ` +
+        `the last ${withheld} bytes of plaintext were withheld`,
+      bytes,
+    );
   }
 }
 
@@ -91,7 +96,7 @@ export class LayerCipher {
 }
 
 /** Tail buffer: releases chunks only while at least `holdBytes` remain held. */
-class HeldTail {
+export class HeldTail {
   private readonly chunks: Buffer[] = [];
   held = 0;
   private readonly holdBytes: number;

@@ -19,19 +19,22 @@ import {
   serializePublicOptions,
   type LayerKeyMaterial,
 } from './options-json.ts';
-import { keyWrappers } from './schemes/index.ts';
+import { wrappersForAnnotations } from './scheme-loader.ts';
 
 export interface OpenedLayer extends LayerKeyMaterial {
   /** Scheme whose blob unwrapped (`jwe`, `pkcs7`, …). */
   readonly scheme: string;
 }
 
-/** Unwraps the layer key from a descriptor's annotations. */
-export async function openLayer(annotations: Annotations, dc: DecryptConfig, wrappers: readonly KeyWrapper[] = keyWrappers()): Promise<OpenedLayer> {
+/**
+ * Unwraps the layer key from a descriptor's annotations. Without `wrappers`, only the schemes
+ * the layer uses are loaded (scheme-loader.ts: the decoder's start-up cost).
+ */
+export async function openLayer(annotations: Annotations, dc: DecryptConfig, wrappers?: readonly KeyWrapper[]): Promise<OpenedLayer> {
   const pubB64 = annotations[PUBOPTS_ANNOTATION];
   if (pubB64 === undefined) throw new Error(`the layer has no ${PUBOPTS_ANNOTATION} annotation (cipher, HMAC): it cannot be decrypted`);
   const pub = parsePublicOptions(decodeStdBase64(pubB64, PUBOPTS_ANNOTATION));
-  const { privateOptionsJson, scheme } = await unwrapPrivateOptions(annotations, dc, wrappers);
+  const { privateOptionsJson, scheme } = await unwrapPrivateOptions(annotations, dc, wrappers ?? (await wrappersForAnnotations(annotations)));
   return { ...layerKeyMaterial(pub, parsePrivateOptions(privateOptionsJson)), scheme };
 }
 
@@ -80,7 +83,8 @@ export async function encryptLayerStream(input: Readable, output: Writable, ec: 
   await pipeline(input, plain, encrypt, cipher, output);
   const plaintextDigest = plain.digest();
   const privateOptions = serializePrivateOptions({ symKey: keys.symKey, digest: options.sourceDigest ?? plaintextDigest, cipherOptions: { nonce: keys.nonce } });
-  const wrapped = await wrapPrivateOptions(ec, privateOptions, options.wrappers ?? keyWrappers());
+  // Encryption wants every scheme that has recipients: all of them, loaded here, not at start-up.
+  const wrapped = await wrapPrivateOptions(ec, privateOptions, options.wrappers ?? (await import('./schemes/index.ts')).keyWrappers());
   const pubopts = serializePublicOptions({ cipher: CIPHER_AES_256_CTR_HMAC_SHA256, hmac: encrypt.hmac(), cipherOptions: {} });
   return {
     // Key annotations first, then pubopts: the order ocicrypt's encryptLayer fills the map in.

@@ -6,7 +6,12 @@
  */
 import { spawn } from 'node:child_process';
 
+let lingering = false;
+
+/** Once per process: later failures find the EOF held back already. */
 export function lingerStdout(seconds = '0.5'): void {
+  if (lingering) return;
+  lingering = true;
   try {
     const child = spawn('sleep', [seconds], { stdio: ['ignore', 1, 'ignore'], detached: true });
     child.on('error', () => {});

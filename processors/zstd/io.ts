@@ -18,7 +18,7 @@ import { makePipeBlocking } from './pipe-blocking.ts';
 import { growPipe } from './pipe-size.ts';
 
 /** Pipe buffer asked for on stdin/stdout pipes (the default /proc/sys/fs/pipe-max-size). */
-const PIPE_BYTES = 1024 * 1024;
+export const PIPE_BYTES = 1024 * 1024;
 
 /** Groups small chunks into chunks of at least `size` bytes (the last one may be shorter). */
 export async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
@@ -58,7 +58,7 @@ function isEagain(err: unknown): boolean {
 }
 
 /** Fills `buffer` (a pipe returns at most its 64 KiB per read); short only at end of input. */
-async function readFull(fd: number, buffer: Buffer): Promise<{ n: number; eagain: boolean }> {
+export async function readFull(fd: number, buffer: Buffer): Promise<{ n: number; eagain: boolean }> {
   let n = 0;
   while (n < buffer.length) {
     let got: number;
