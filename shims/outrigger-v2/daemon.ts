@@ -43,17 +43,19 @@ type Bound = { readonly state: 'listening'; readonly listener: net.Server } | { 
 /**
  * Binds `socket` (owner-only, like Go's NewSocket). Accepted connections stay paused until the
  * server reads them. A path that is taken belongs to a live shim of the group (`exists`) or is a
- * stale socket, which is removed and rebound under the lock (./bootstrap/stale-socket-lock.ts),
- * probing once more under it, so racing daemons end with exactly one listening. Notes for the
- * log, which is not open yet, go to `notes`.
+ * stale socket, which is removed and rebound. All of it happens under the socket's lock
+ * (./bootstrap/stale-socket-lock.ts), the first bind included, so racing daemons end with
+ * exactly one listening: a daemon binding outside the lock could put its fresh socket on the
+ * path between another's probe and that one's removal of the "stale" path (and the probe itself
+ * is refused in the instant between a binder's bind(2) and listen(2)); its chmod then found the
+ * path gone. Notes for the log, which is not open yet, go to `notes`.
  */
 async function bind(socket: string, notes: string[]): Promise<Bound> {
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o700 });
-  const first = await tryListen(socket);
-  if (first !== undefined) return first;
-  if (await socketAnswers(socket)) return { state: 'exists' };
   const lock = await lockSocket(socket);
   try {
+    const first = await tryListen(socket);
+    if (first !== undefined) return first;
     if (await socketAnswers(socket)) return { state: 'exists' };
     notes.push(`removed stale shim socket ${socket}`);
     fs.rmSync(socket, { force: true });

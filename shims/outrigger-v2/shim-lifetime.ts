@@ -54,6 +54,10 @@ export class ShimLifetime {
   join(id: string): boolean {
     if (this.#leaving) return false;
     this.#joined.set(id, this.#now() + this.#ttlMs);
+    // The lapse is timed from here: a daemon whose spawning `start` is never followed by a
+    // Create gets no Create, Delete or Shutdown, so nothing else would ever call check() and it
+    // would serve an empty socket forever. An armed timer fires no later than this join lapses.
+    if (this.#timer === undefined) this.#armFor(this.#ttlMs);
     return true;
   }
 

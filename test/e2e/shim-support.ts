@@ -190,3 +190,13 @@ export async function removeTask(c: PrivateContainerd, id: string): Promise<void
 export function cgroupValue(c: PrivateContainerd, controller: string, id: string, file: string): string {
   return fs.readFileSync(`/sys/fs/cgroup/${controller}/${c.namespace}/${id}/${file}`, 'utf8').trim();
 }
+
+/** STATUS of every task `ctr tasks ls` lists, by task id (one ctr call for many tasks). */
+export async function taskStatuses(ctd: PrivateContainerd): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const line of (await ctd.ctr(['tasks', 'ls'], { check: true })).stdout.split('\n').slice(1)) {
+    const [task, , status] = line.trim().split(/\s+/);
+    if (task && status) out.set(task, status);
+  }
+  return out;
+}
