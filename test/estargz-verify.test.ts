@@ -263,10 +263,10 @@ describe('estargz unpack verification', () => {
     return found;
   }
 
-  it('checks every member CRC32 on the hashing worker too: a wrong trailer CRC fails before the end, whichever thread checks', async () => {
-    // A trailer CRC changes no decoded byte, so only the CRC check itself can catch it. Once the
-    // layer looks like eStargz, the worker thread (default digests) does that check from the
-    // shared output buffers; SyncDigests leaves it on this thread. Both must fail the same way.
+  it('checks every member CRC32 on the inflate worker too: a wrong trailer CRC fails before the end, whichever thread checks', async () => {
+    // A trailer CRC changes no decoded byte, so only the CRC check itself can catch it. By default
+    // the inflate worker (inflate-worker.ts) decodes and checks; with SyncDigests everything runs
+    // on this thread. Both must fail the same way.
     const tar = await smallTar([['d/a', Buffer.alloc(3000, 7)], ['d/b', Buffer.from('bee'.repeat(100))]]);
     const { blob } = await build(tar, 1024);
     const good = zlib.gunzipSync(blob);

@@ -8,21 +8,16 @@
  * same `writeSync` / `_writeState` internals node:zlib's own sync functions use; Node is pinned
  * and test/estargz-*.test.ts covers every path). The CRC32 and ISIZE of every member are checked,
  * as gunzip does.
+ *
+ * The code lives in one self-contained function, `defineGzipMembers(zlib)`, that refers to
+ * nothing outside itself: the unpack's inflate worker (inflate-worker.ts) runs the very same
+ * source (`defineGzipMembers.toString()`; a worker of the single-executable binary has no module
+ * files to load), while this module instantiates it for the calling thread.
  */
 import zlib from 'node:zlib';
 
 interface NativeHandle {
   writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
-}
-
-export class GzipFormatError extends Error {
-  /** Compressed offset where the problem was found. */
-  readonly offset: number;
-  constructor(message: string, offset: number) {
-    super(`${message} (compressed offset ${offset})`);
-    this.name = 'GzipFormatError';
-    this.offset = offset;
-  }
 }
 
 export interface MemberSink {
@@ -48,11 +43,6 @@ export interface CrcOffload {
   expect(memberOffset: number, trailerOffset: number, expected: number): void;
 }
 
-/** The message of a CRC mismatch, wherever it is found. */
-export function crcMismatch(memberOffset: number, trailerOffset: number, expected: number, actual: number): GzipFormatError {
-  return new GzipFormatError(`gzip member at ${memberOffset}: CRC32 mismatch (trailer ${(expected >>> 0).toString(16)}, data ${(actual >>> 0).toString(16)})`, trailerOffset);
-}
-
 /**
  * Where the decoder inflates to when the caller owns the output (useOutput): `buffer[fill..]`,
  * advancing `fill`. The caller swaps in another buffer when it runs full, so decoded bytes are
@@ -63,232 +53,333 @@ export interface OutputSpace {
   fill: number;
 }
 
-const FTEXT_MASK = 0xe0; // reserved FLG bits must be zero
-const FHCRC = 2;
-const FEXTRA = 4;
-const FNAME = 8;
-const FCOMMENT = 16;
-const MAX_HEADER = 1 << 20;
-/** Output buffer, reused for every step: no garbage, no fresh pages per chunk. */
-const OUT_SIZE = 512 * 1024;
+/**
+ * Inflates one complete raw deflate stream from input[at..] into out[outAt..] at once
+ * (libdeflate.ts): 'ok' with what it consumed and produced, or 'no-room' / 'fail', after which
+ * the decoder streams that member through zlib instead (which then has the last word).
+ */
+export type WholeMemberInflate = (input: Buffer, at: number, out: Buffer, outAt: number) => { status: 'ok' | 'no-room' | 'fail'; consumed: number; produced: number };
 
-type State = 'header' | 'body' | 'trailer';
+/**
+ * The decoder's classes, built from `zlib` and a CRC32 function (zlib's unless given; the
+ * inflate worker passes libdeflate.ts's). Self-contained: also evaluated from its source text in
+ * a worker.
+ */
+export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data: Uint8Array, value: number) => number = zlib.crc32) {
 
-const EMPTY = Buffer.alloc(0);
-
-/** Parses a gzip member header; returns its length and FEXTRA, or undefined when more bytes are needed. */
-function parseHeader(b: Buffer, offset: number): { length: number; extra: Buffer | undefined } | undefined {
-  if (b.length < 10) return undefined;
-  if (b[0] !== 0x1f || b[1] !== 0x8b) throw new GzipFormatError('not a gzip member (bad magic)', offset);
-  if (b[2] !== 8) throw new GzipFormatError(`gzip compression method ${b[2]} is not deflate`, offset);
-  const flg = b[3]!;
-  if (flg & FTEXT_MASK) throw new GzipFormatError('gzip header has reserved flag bits set', offset);
-  let pos = 10;
-  let extra: Buffer | undefined;
-  if (flg & FEXTRA) {
-    if (b.length < pos + 2) return undefined;
-    const xlen = b.readUInt16LE(pos);
-    if (b.length < pos + 2 + xlen) return undefined;
-    extra = Buffer.from(b.subarray(pos + 2, pos + 2 + xlen));
-    pos += 2 + xlen;
-  }
-  for (const flag of [FNAME, FCOMMENT]) {
-    if (flg & flag) {
-      const end = b.indexOf(0, pos);
-      if (end === -1) return undefined;
-      pos = end + 1;
+  class GzipFormatError extends Error {
+    /** Compressed offset where the problem was found. */
+    readonly offset: number;
+    constructor(message: string, offset: number) {
+      super(`${message} (compressed offset ${offset})`);
+      this.name = 'GzipFormatError';
+      this.offset = offset;
     }
   }
-  if (flg & FHCRC) {
-    if (b.length < pos + 2) return undefined;
-    pos += 2;
-  }
-  return { length: pos, extra };
-}
 
-export class GzipMemberDecoder {
-  private readonly sink: MemberSink;
-  private readonly stream: zlib.InflateRaw;
-  private readonly handle: NativeHandle;
-  private state: State = 'header';
-  private pending: Buffer = EMPTY;
-  /** Compressed bytes consumed so far (= offset of the next unread byte). */
-  private position = 0;
-  private memberOffset = 0;
-  private memberOut = 0;
-  private crc = 0;
-  /** Who checks the current member's CRC (undefined: we do), and who checks from the next one. */
-  private crcOffload: CrcOffload | undefined;
-  private crcOffloadNext: CrcOffload | undefined;
-  /** The inflater consumed all input without filling its output: it may have reached the end. */
-  private maybeEnded = false;
-  /** Our own reused buffer, unless the caller supplies the output (useOutput). */
-  private space: OutputSpace = { buffer: Buffer.allocUnsafe(OUT_SIZE), fill: 0 };
-  private external = false;
-  members = 0;
-
-  constructor(sink: MemberSink) {
-    this.sink = sink;
-    this.stream = zlib.createInflateRaw();
-    this.stream.on('error', () => {});
-    this.handle = (this.stream as unknown as { _handle: NativeHandle })._handle;
+  /** The message of a CRC mismatch, wherever it is found. */
+  function crcMismatch(memberOffset: number, trailerOffset: number, expected: number, actual: number): GzipFormatError {
+    return new GzipFormatError(`gzip member at ${memberOffset}: CRC32 mismatch (trailer ${(expected >>> 0).toString(16)}, data ${(actual >>> 0).toString(16)})`, trailerOffset);
   }
 
-  get compressedBytes(): number {
-    return this.position;
-  }
+  const FTEXT_MASK = 0xe0; // reserved FLG bits must be zero
+  const FHCRC = 2;
+  const FEXTRA = 4;
+  const FNAME = 8;
+  const FCOMMENT = 16;
+  const MAX_HEADER = 1 << 20;
+  /** Output buffer, reused for every step: no garbage, no fresh pages per chunk. */
+  const OUT_SIZE = 512 * 1024;
 
-  /**
-   * From now on inflate into `space` (shared with the caller, who swaps `space.buffer` when it is
-   * full). push() and end() then stop early when the space runs out.
-   */
-  useOutput(space: OutputSpace): void {
-    this.space = space;
-    this.external = true;
-  }
+  type State = 'header' | 'body' | 'trailer';
 
-  /**
-   * Hands the CRC32 checks to `offload` from the next member on (called from `memberStart`, it
-   * takes effect for the member starting then).
-   */
-  offloadCrc(offload: CrcOffload): void {
-    this.crcOffloadNext = offload;
-  }
+  const EMPTY = Buffer.alloc(0);
 
-  /**
-   * Feeds compressed bytes; synchronous, emits through the sink. Returns how many bytes of
-   * `chunk` were consumed: all of them, unless a caller-supplied output space ran full first
-   * (then swap in room and push the rest).
-   */
-  push(chunk: Buffer): number {
-    const pendingBytes = this.pending.length;
-    const startPosition = this.position;
-    let input = pendingBytes > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
-    if (pendingBytes > 0) this.pending = EMPTY;
-    let at = 0;
-    while (at < input.length) {
-      if (this.state === 'header') {
-        const rest = input.subarray(at);
-        const header = parseHeader(rest, this.position);
-        if (!header) {
-          if (rest.length > MAX_HEADER) throw new GzipFormatError('gzip header too long', this.position);
-          this.pending = Buffer.from(rest);
-          return chunk.length;
-        }
-        this.memberOffset = this.position;
-        this.memberOut = 0;
-        this.crc = 0;
-        this.maybeEnded = false;
-        this.stream.reset();
-        this.sink.memberStart(this.memberOffset, header.extra);
-        this.crcOffload = this.crcOffloadNext;
-        at += header.length;
-        this.position += header.length;
-        this.state = 'body';
-      } else if (this.state === 'body') {
-        const consumed = this.inflate(input, at, false);
-        at += consumed;
-        this.position += consumed;
-        // Output full mid-member: the rest waits for room. (A body starts after any pending
-        // header bytes, so what was consumed lies in `chunk`.)
-        if (this.state === 'body' && this.external && this.space.fill === this.space.buffer.length) {
-          return this.position - startPosition - pendingBytes;
-        }
-      } else {
-        const rest = input.length - at;
-        if (rest < 8) {
-          this.pending = Buffer.from(input.subarray(at));
-          return chunk.length;
-        }
-        this.checkTrailer(input, at);
-        at += 8;
-        this.position += 8;
-        this.state = 'header';
-        input = input.subarray(at);
-        at = 0;
+  /** Parses a gzip member header; returns its length and FEXTRA, or undefined when more bytes are needed. */
+  function parseHeader(b: Buffer, offset: number): { length: number; extra: Buffer | undefined } | undefined {
+    if (b.length < 10) return undefined;
+    if (b[0] !== 0x1f || b[1] !== 0x8b) throw new GzipFormatError('not a gzip member (bad magic)', offset);
+    if (b[2] !== 8) throw new GzipFormatError(`gzip compression method ${b[2]} is not deflate`, offset);
+    const flg = b[3]!;
+    if (flg & FTEXT_MASK) throw new GzipFormatError('gzip header has reserved flag bits set', offset);
+    let pos = 10;
+    let extra: Buffer | undefined;
+    if (flg & FEXTRA) {
+      if (b.length < pos + 2) return undefined;
+      const xlen = b.readUInt16LE(pos);
+      if (b.length < pos + 2 + xlen) return undefined;
+      extra = Buffer.from(b.subarray(pos + 2, pos + 2 + xlen));
+      pos += 2 + xlen;
+    }
+    for (const flag of [FNAME, FCOMMENT]) {
+      if (flg & flag) {
+        const end = b.indexOf(0, pos);
+        if (end === -1) return undefined;
+        pos = end + 1;
       }
     }
-    return chunk.length;
+    if (flg & FHCRC) {
+      if (b.length < pos + 2) return undefined;
+      pos += 2;
+    }
+    return { length: pos, extra };
   }
 
-  /**
-   * Runs the inflater on input[at..]; returns bytes consumed; switches to 'trailer' at the deflate
-   * end. With a caller-supplied output it returns when the output is full.
-   */
-  private inflate(input: Buffer, at: number, finish: boolean): number {
-    let consumedTotal = 0;
-    const space = this.space;
-    for (;;) {
-      if (!this.external) space.fill = 0;
-      const inLen = input.length - at - consumedTotal;
-      const out = space.buffer;
-      const start = space.fill;
-      const room = out.length - start;
-      this.handle.writeSync(finish ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH, input, at + consumedTotal, inLen, out, start, room);
-      const failure = this.stream.errored;
-      if (failure) throw new GzipFormatError(`corrupt deflate data in gzip member at ${this.memberOffset}: ${(failure as Error).message}`, this.position + consumedTotal);
-      const state = (this.stream as unknown as { _writeState: Uint32Array })._writeState;
-      const availOut = state[0]!;
-      const availIn = state[1]!;
-      const produced = room - availOut;
-      const consumed = inLen - availIn;
-      consumedTotal += consumed;
-      if (produced > 0) {
-        const chunk = out.subarray(start, start + produced);
-        space.fill = start + produced;
-        if (this.crcOffload) this.crcOffload.update(chunk);
-        else this.crc = zlib.crc32(chunk, this.crc);
-        this.memberOut += produced;
-        this.maybeEnded = false;
-        this.sink.data(chunk);
+  class GzipMemberDecoder {
+    private readonly sink: MemberSink;
+    private readonly stream: zlib.InflateRaw;
+    private readonly handle: NativeHandle;
+    private state: State = 'header';
+    private pending: Buffer = EMPTY;
+    /** Compressed bytes consumed so far (= offset of the next unread byte). */
+    private position = 0;
+    private memberOffset = 0;
+    private memberOut = 0;
+    private crc = 0;
+    /** Who checks the current member's CRC (undefined: we do), and who checks from the next one. */
+    private crcOffload: CrcOffload | undefined;
+    private crcOffloadNext: CrcOffload | undefined;
+    /** The inflater consumed all input without filling its output: it may have reached the end. */
+    private maybeEnded = false;
+    /** See useWholeInflate. */
+    private whole: WholeMemberInflate | undefined;
+    private wholeRoom = 0;
+    private wholeInput = 0;
+    /** No more input after what push() gets now (lastInput). */
+    private final = false;
+    /** The current member streams through zlib (the whole inflate did not finish it). */
+    private streamMember = false;
+    private roomAsked = false;
+    /**
+     * Why push() returned before consuming everything: true when it wants more input before the
+     * next member body (push the rest again with more appended), false when the output ran full.
+     */
+    wantsInput = false;
+    /** Our own reused buffer, unless the caller supplies the output (useOutput). */
+    private space: OutputSpace = { buffer: Buffer.allocUnsafe(OUT_SIZE), fill: 0 };
+    private external = false;
+    members = 0;
+
+    constructor(sink: MemberSink) {
+      this.sink = sink;
+      this.stream = zlib.createInflateRaw();
+      this.stream.on('error', () => {});
+      this.handle = (this.stream as unknown as { _handle: NativeHandle })._handle;
+    }
+
+    get compressedBytes(): number {
+      return this.position;
+    }
+
+    /**
+     * From now on inflate into `space` (shared with the caller, who swaps `space.buffer` when it is
+     * full). push() and end() then stop early when the space runs out.
+     */
+    useOutput(space: OutputSpace): void {
+      this.space = space;
+      this.external = true;
+    }
+
+    /**
+     * With a caller-supplied output: try `whole` on each member body first, given at least `room`
+     * bytes of output room (else push() returns early for a fresh buffer, as when full) and at
+     * least `input` bytes of input after the body start (else push() returns early with
+     * wantsInput, unless lastInput() was called). A member it does not finish streams as usual.
+     */
+    useWholeInflate(whole: WholeMemberInflate, room: number, input: number): void {
+      this.whole = whole;
+      this.wholeRoom = room;
+      this.wholeInput = input;
+    }
+
+    /** What push() gets from now on is the end of the input. */
+    lastInput(): void {
+      this.final = true;
+    }
+
+    /**
+     * Hands the CRC32 checks to `offload` from the next member on (called from `memberStart`, it
+     * takes effect for the member starting then).
+     */
+    offloadCrc(offload: CrcOffload): void {
+      this.crcOffloadNext = offload;
+    }
+
+    /**
+     * Feeds compressed bytes; synchronous, emits through the sink. Returns how many bytes of
+     * `chunk` were consumed: all of them, unless a caller-supplied output space ran full first
+     * (then swap in room and push the rest).
+     */
+    push(chunk: Buffer): number {
+      const pendingBytes = this.pending.length;
+      const startPosition = this.position;
+      this.wantsInput = false;
+      let input = pendingBytes > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+      if (pendingBytes > 0) this.pending = EMPTY;
+      let at = 0;
+      while (at < input.length) {
+        if (this.state === 'header') {
+          const rest = input.subarray(at);
+          const header = parseHeader(rest, this.position);
+          if (!header) {
+            if (rest.length > MAX_HEADER) throw new GzipFormatError('gzip header too long', this.position);
+            this.pending = Buffer.from(rest);
+            return chunk.length;
+          }
+          this.memberOffset = this.position;
+          this.memberOut = 0;
+          this.crc = 0;
+          this.maybeEnded = false;
+          this.stream.reset();
+          this.sink.memberStart(this.memberOffset, header.extra);
+          this.crcOffload = this.crcOffloadNext;
+          this.streamMember = false;
+          this.roomAsked = false;
+          at += header.length;
+          this.position += header.length;
+          this.state = 'body';
+        } else if (this.state === 'body') {
+          if (this.whole && this.external && !this.streamMember && this.memberOut === 0) {
+            const space = this.space;
+            if (space.buffer.length - space.fill < this.wholeRoom && !this.roomAsked) {
+              // Too little room for a whole chunk: ask for a fresh buffer first (as when full).
+              this.roomAsked = true;
+              return this.position - startPosition - pendingBytes;
+            }
+            if (!this.final && input.length - at < this.wholeInput) {
+              this.wantsInput = true;
+              return this.position - startPosition - pendingBytes;
+            }
+            const r = this.whole(input, at, space.buffer, space.fill);
+            if (r.status === 'ok') {
+              const chunk = space.buffer.subarray(space.fill, space.fill + r.produced);
+              space.fill += r.produced;
+              if (this.crcOffload) this.crcOffload.update(chunk);
+              else this.crc = crc32(chunk, this.crc);
+              this.memberOut += r.produced;
+              if (r.produced > 0) this.sink.data(chunk);
+              at += r.consumed;
+              this.position += r.consumed;
+              this.state = 'trailer';
+              continue;
+            }
+            // Larger than the room, cut short, or bad: zlib streams it (and judges it).
+            this.streamMember = true;
+          }
+          const consumed = this.inflate(input, at, false);
+          at += consumed;
+          this.position += consumed;
+          // Output full mid-member: the rest waits for room. (A body starts after any pending
+          // header bytes, so what was consumed lies in `chunk`.)
+          if (this.state === 'body' && this.external && this.space.fill === this.space.buffer.length) {
+            return this.position - startPosition - pendingBytes;
+          }
+        } else {
+          const rest = input.length - at;
+          if (rest < 8) {
+            this.pending = Buffer.from(input.subarray(at));
+            return chunk.length;
+          }
+          this.checkTrailer(input, at);
+          at += 8;
+          this.position += 8;
+          this.state = 'header';
+          input = input.subarray(at);
+          at = 0;
+        }
       }
-      if (availOut === 0) {
-        // Output full: more may come from the same input.
-        if (this.external) return consumedTotal;
-        continue;
-      }
-      if (availIn > 0 || (this.maybeEnded && consumed === 0) || finish) {
-        // Room left and input left over (or nothing taken after a suspected end): the deflate
-        // stream ended. With `finish`, zlib has already failed unless the stream was complete.
-        this.state = 'trailer';
-        this.maybeEnded = false;
+      return chunk.length;
+    }
+
+    /**
+     * Runs the inflater on input[at..]; returns bytes consumed; switches to 'trailer' at the deflate
+     * end. With a caller-supplied output it returns when the output is full.
+     */
+    private inflate(input: Buffer, at: number, finish: boolean): number {
+      let consumedTotal = 0;
+      const space = this.space;
+      for (;;) {
+        if (!this.external) space.fill = 0;
+        const inLen = input.length - at - consumedTotal;
+        const out = space.buffer;
+        const start = space.fill;
+        const room = out.length - start;
+        this.handle.writeSync(finish ? zlib.constants.Z_FINISH : zlib.constants.Z_NO_FLUSH, input, at + consumedTotal, inLen, out, start, room);
+        const failure = this.stream.errored;
+        if (failure) throw new GzipFormatError(`corrupt deflate data in gzip member at ${this.memberOffset}: ${(failure as Error).message}`, this.position + consumedTotal);
+        const state = (this.stream as unknown as { _writeState: Uint32Array })._writeState;
+        const availOut = state[0]!;
+        const availIn = state[1]!;
+        const produced = room - availOut;
+        const consumed = inLen - availIn;
+        consumedTotal += consumed;
+        if (produced > 0) {
+          const chunk = out.subarray(start, start + produced);
+          space.fill = start + produced;
+          if (this.crcOffload) this.crcOffload.update(chunk);
+          else this.crc = crc32(chunk, this.crc);
+          this.memberOut += produced;
+          this.maybeEnded = false;
+          this.sink.data(chunk);
+        }
+        if (availOut === 0) {
+          // Output full: more may come from the same input.
+          if (this.external) return consumedTotal;
+          continue;
+        }
+        if (availIn > 0 || (this.maybeEnded && consumed === 0) || finish) {
+          // Room left and input left over (or nothing taken after a suspected end): the deflate
+          // stream ended. With `finish`, zlib has already failed unless the stream was complete.
+          this.state = 'trailer';
+          this.maybeEnded = false;
+          return consumedTotal;
+        }
+        this.maybeEnded = consumed > 0 || this.maybeEnded;
         return consumedTotal;
       }
-      this.maybeEnded = consumed > 0 || this.maybeEnded;
-      return consumedTotal;
+    }
+
+    private checkTrailer(b: Buffer, at: number): void {
+      const crc = b.readUInt32LE(at);
+      const isize = b.readUInt32LE(at + 4);
+      if (this.crcOffload) this.crcOffload.expect(this.memberOffset, this.position, crc);
+      else if (crc !== this.crc >>> 0) throw crcMismatch(this.memberOffset, this.position, crc, this.crc);
+      if (isize !== this.memberOut % 2 ** 32) {
+        throw new GzipFormatError(`gzip member at ${this.memberOffset}: length mismatch (trailer ${isize}, data ${this.memberOut})`, this.position);
+      }
+      this.sink.memberEnd(this.memberOffset, this.position + 8 - this.memberOffset, this.memberOut);
+      this.members++;
+    }
+
+    /**
+     * End of input: the last member must be complete. Returns false when a caller-supplied output
+     * ran full first (swap in room and call again).
+     */
+    end(): boolean {
+      if (this.state === 'body') {
+        // The deflate stream may have ended exactly at the end of the input; Z_FINISH tells.
+        this.inflate(EMPTY, 0, true);
+        if (this.state === 'body') return false;
+      }
+      if (this.state === 'trailer') {
+        if (this.pending.length < 8) throw new GzipFormatError(`gzip member at ${this.memberOffset} is truncated (no trailer)`, this.position);
+      }
+      if (this.state === 'header' && this.pending.length > 0) {
+        throw new GzipFormatError(`trailing garbage or a truncated gzip header after the last member`, this.position);
+      }
+      if (this.members === 0) throw new GzipFormatError('empty input: no gzip member', 0);
+      this.stream.destroy();
+      return true;
     }
   }
 
-  private checkTrailer(b: Buffer, at: number): void {
-    const crc = b.readUInt32LE(at);
-    const isize = b.readUInt32LE(at + 4);
-    if (this.crcOffload) this.crcOffload.expect(this.memberOffset, this.position, crc);
-    else if (crc !== this.crc >>> 0) throw crcMismatch(this.memberOffset, this.position, crc, this.crc);
-    if (isize !== this.memberOut % 2 ** 32) {
-      throw new GzipFormatError(`gzip member at ${this.memberOffset}: length mismatch (trailer ${isize}, data ${this.memberOut})`, this.position);
-    }
-    this.sink.memberEnd(this.memberOffset, this.position + 8 - this.memberOffset, this.memberOut);
-    this.members++;
-  }
-
-  /**
-   * End of input: the last member must be complete. Returns false when a caller-supplied output
-   * ran full first (swap in room and call again).
-   */
-  end(): boolean {
-    if (this.state === 'body') {
-      // The deflate stream may have ended exactly at the end of the input; Z_FINISH tells.
-      this.inflate(EMPTY, 0, true);
-      if (this.state === 'body') return false;
-    }
-    if (this.state === 'trailer') {
-      if (this.pending.length < 8) throw new GzipFormatError(`gzip member at ${this.memberOffset} is truncated (no trailer)`, this.position);
-    }
-    if (this.state === 'header' && this.pending.length > 0) {
-      throw new GzipFormatError(`trailing garbage or a truncated gzip header after the last member`, this.position);
-    }
-    if (this.members === 0) throw new GzipFormatError('empty input: no gzip member', 0);
-    this.stream.destroy();
-    return true;
-  }
+  return { GzipFormatError, crcMismatch, GzipMemberDecoder };
 }
+
+const members = defineGzipMembers(zlib);
+export const GzipFormatError = members.GzipFormatError;
+export type GzipFormatError = InstanceType<typeof GzipFormatError>;
+/** The message of a CRC mismatch, wherever it is found. */
+export const crcMismatch = members.crcMismatch;
+export const GzipMemberDecoder = members.GzipMemberDecoder;
+export type GzipMemberDecoder = InstanceType<typeof GzipMemberDecoder>;

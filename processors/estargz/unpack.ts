@@ -8,8 +8,10 @@
  * the output is never complete unless verification passed; containerd's diff_id check then
  * fails on any cut stream even if it misses our exit status.
  */
-import { createDigests, type Digests } from './digests.ts';
+import { type Digests, SyncDigests } from './digests.ts';
 import { GzipFormatError, GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
+import { type FilledRange, InflateWorker, InflateWorkerError } from './inflate-worker.ts';
+import { readTocAhead, type TocAhead } from './toc-ahead.ts';
 import { type Footer, parseFooter } from './footer.ts';
 import { TarWalker } from './tar-walker.ts';
 import { parseToc, sha256Digest, TocError } from './toc.ts';
@@ -21,7 +23,12 @@ export const TAIL_HOLD = 1024;
 export interface UnpackOptions {
   /** Require an eStargz layer whose TOC JSON has this digest. */
   tocDigest?: string;
-  /** Where file and chunk sha256 are computed; default a worker thread (createDigests). */
+  /**
+   * Where file and chunk sha256 are computed. Given: everything runs on the calling thread (the
+   * gzip decoder too), hashing through `digests` (SyncDigests here, or digests.ts's worker).
+   * Absent (the processor): gzip members are inflated on a worker (inflate-worker.ts) and the tar
+   * walk and sha256 run on this thread, reading the worker's output buffers in place.
+   */
   digests?: Digests;
 }
 
@@ -167,11 +174,149 @@ export async function unpackLayer(
   write: (chunk: Buffer) => void | Promise<void>,
   opts: UnpackOptions = {},
 ): Promise<UnpackResult> {
-  const digests = opts.digests ?? createDigests();
+  if (opts.digests === undefined) return unpackOnWorker(source, write, opts);
+  const digests = opts.digests;
   try {
     return await unpackWith(digests, source, write, opts);
   } finally {
     digests.close();
+  }
+}
+
+/** Input slots of the inflate worker (1 MiB: the processor's read size; larger chunks are split). */
+const INPUT_BYTES = 1 << 20;
+const INPUT_SLOTS = 9;
+/** Of those, the newest kept for reading the TOC ahead (toc-ahead.ts): a TOC member of 63k entries is 3.4 MB. */
+const RETAINED_SLOTS = 5;
+/**
+ * Output buffers of the inflate worker: one being filled, the rest being walked and written.
+ * 8 MiB, so that a whole 4 MiB chunk member fits the room left in one (libdeflate inflates a
+ * member in one piece, libdeflate.ts); a buffer with less than WHOLE_ROOM left is swapped first.
+ */
+const WORKER_STAGE_BUFFERS = 4;
+const WORKER_STAGE_BYTES = 8 << 20;
+const WHOLE_ROOM = (4 << 20) + (256 << 10);
+
+/**
+ * The processor's path: inflate on a worker, tar walk and sha256 here (see UnpackOptions.digests
+ * and inflate-worker.ts). Each final range is written first (the write runs in the thread pool)
+ * and walked while it is written; its buffer goes back to the worker once both are done.
+ */
+async function unpackOnWorker(
+  source: AsyncIterable<Buffer>,
+  write: (chunk: Buffer) => void | Promise<void>,
+  opts: UnpackOptions,
+): Promise<UnpackResult> {
+  const digests = new SyncDigests();
+  const walker = new TarWalker(digests);
+  let written = 0;
+  /** Output offset up to which the walker has seen the stream. */
+  let walked = 0;
+  let failure: unknown;
+  let stopped = false;
+  const pending = new Set<Promise<void>>();
+  const walk = (range: FilledRange, end: number): void => {
+    const { buffer, boundaries } = range;
+    // Output offset of buffer[0]: every range continues where the previous one ended.
+    const base = walked;
+    let at = 0;
+    for (let k = 0; k < boundaries.length; k += 2) {
+      const rel = boundaries[k + 1]! - base;
+      if (rel > at) walker.data(buffer.subarray(at, rel));
+      at = rel;
+      walker.memberBegins(boundaries[k]!);
+    }
+    if (end > at) walker.data(buffer.subarray(at, end));
+    walked = base + end;
+  };
+  const emit = (buffer: Buffer, length: number, done: () => void): void => {
+    written += length;
+    const result = length > 0 ? write(buffer.subarray(0, length)) : undefined;
+    if (!(result instanceof Promise)) {
+      done();
+      return;
+    }
+    const tracked: Promise<void> = result.then(
+      () => {
+        pending.delete(tracked);
+        done();
+      },
+      (err: unknown) => {
+        pending.delete(tracked);
+        failure ??= err;
+        // The buffer never comes back: wake a push() that waits for the worker.
+        inflater.abort(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+    pending.add(tracked);
+  };
+  const inflater = new InflateWorker(
+    { outputBuffers: WORKER_STAGE_BUFFERS, outputBytes: WORKER_STAGE_BYTES, wholeRoom: WHOLE_ROOM, inputSlots: INPUT_SLOTS, inputBytes: INPUT_BYTES, retainedSlots: RETAINED_SLOTS, tailHold: TAIL_HOLD, minRoom: MIN_ROOM },
+    (range) => {
+      if (stopped) return;
+      // Written before it is walked: the write runs in the thread pool meanwhile.
+      let walkedHere = false;
+      let writtenOut = false;
+      const done = (): void => {
+        if (walkedHere && writtenOut) inflater.release(range.index);
+      };
+      emit(range.buffer, range.end, () => {
+        writtenOut = true;
+        done();
+      });
+      walk(range, range.end);
+      walkedHere = true;
+      done();
+    },
+  );
+  const settle = async (): Promise<void> => {
+    while (pending.size > 0) await Promise.race(pending);
+  };
+  const tail = new InputTail();
+  try {
+    let last;
+    let tocAhead: TocAhead | undefined;
+    try {
+      for await (const chunk of source) {
+        if (failure !== undefined) throw failure;
+        tail.push(chunk);
+        await inflater.push(chunk);
+      }
+      // The worker still has the last megabytes to inflate: meanwhile parse the TOC ahead.
+      const footer = parseFooter(tail.bytes);
+      const tocInput = footer ? inflater.inputFrom(footer.tocOffset) : undefined;
+      if (footer && tocInput) tocAhead = await readTocAhead(footer, tocInput);
+      last = await inflater.end();
+      if (failure !== undefined) throw failure;
+    } catch (err) {
+      stopped = true;
+      await settle().catch(() => {});
+      if (err instanceof InflateWorkerError) throw new UnpackError(err.message, err.offset, { cause: err });
+      throw err;
+    }
+    // The last buffer: walked whole, written but for the held tail.
+    const { buffer, end } = last.last;
+    walk(last.last, end);
+    const held = Math.min(end, TAIL_HOLD);
+    emit(buffer, end - held, () => {});
+    const info: LayerEnd = { lastMember: last.lastMember, lastExtra: last.lastExtra, tail: tail.bytes, inputBytes: last.compressedBytes, members: last.members, tocAhead };
+    const release = async (): Promise<number> => {
+      emit(buffer.subarray(end - held), held, () => {});
+      await settle();
+      if (failure !== undefined) throw failure;
+      return written;
+    };
+    try {
+      // Judged while the last writes drain; release() waits for them.
+      if (failure !== undefined) throw failure;
+      return await judge(digests, walker, info, release, opts);
+    } catch (err) {
+      await settle().catch(() => {});
+      throw err;
+    }
+  } finally {
+    stopped = true;
+    inflater.close();
   }
 }
 
@@ -227,7 +372,11 @@ async function unpackWith(
     throw err;
   }
   try {
-    return await judge(digests, walker, decoder, out, { lastMember, lastExtra, tail: tail.bytes }, opts);
+    const info: LayerEnd = { lastMember, lastExtra, tail: tail.bytes, inputBytes: decoder.compressedBytes, members: decoder.members };
+    return await judge(digests, walker, info, async () => {
+      await out.release();
+      return out.written;
+    }, opts);
   } catch (err) {
     await out.settle().catch(() => {});
     throw err;
@@ -239,10 +388,15 @@ interface LayerEnd {
   lastExtra: Buffer | undefined;
   /** The newest compressed bytes. */
   tail: Buffer;
+  /** Compressed bytes read, and gzip members decoded. */
+  inputBytes: number;
+  members: number;
+  /** The TOC as read ahead from the compressed input; used only if its bytes are the stream's. */
+  tocAhead?: TocAhead | undefined;
 }
 
 /** The input is decoded: decides what the layer is, verifies it if eStargz, then releases the held tail. */
-async function judge(digests: Digests, walker: TarWalker, decoder: GzipMemberDecoder, out: StagedOutput, end: LayerEnd, opts: UnpackOptions): Promise<UnpackResult> {
+async function judge(digests: Digests, walker: TarWalker, end: LayerEnd, release: () => Promise<number>, opts: UnpackOptions): Promise<UnpackResult> {
   const { lastMember, lastExtra } = end;
   try {
     // Digests and offloaded CRC checks: a CRC mismatch outranks whatever follows from the bytes.
@@ -252,12 +406,12 @@ async function judge(digests: Digests, walker: TarWalker, decoder: GzipMemberDec
     throw err;
   }
   walker.finish();
-  const inputBytes = decoder.compressedBytes;
+  const inputBytes = end.inputBytes;
 
   const footer: Footer | undefined =
     lastMember.uncompressedLength === 0 ? parseFooter(end.tail) : undefined;
   const isFooterMember = footer !== undefined && lastMember.compressedLength === footer.size && lastMember.offset === inputBytes - footer.size;
-  let result: UnpackResult = { format: 'gzip', inputBytes, outputBytes: 0, members: decoder.members };
+  let result: UnpackResult = { format: 'gzip', inputBytes, outputBytes: 0, members: end.members };
   if (!isFooterMember || !footer) {
     // A layer that carries the eStargz marks (a trailing stargz.index.json entry, an empty last
     // member whose extra field says STARGZ) but no intact footer is a damaged eStargz, not a
@@ -274,13 +428,13 @@ async function judge(digests: Digests, walker: TarWalker, decoder: GzipMemberDec
       throw new UnpackError(`the layer is not eStargz (no footer in its last ${Math.min(51, inputBytes)} bytes) but TOC digest ${opts.tocDigest} was required`, inputBytes);
     }
   } else {
-    result = { ...result, ...verifyStargz(walker, footer, opts) };
+    result = { ...result, ...verifyStargz(walker, footer, opts, end.tocAhead) };
   }
-  await out.release();
-  return { ...result, outputBytes: out.written };
+  const outputBytes = await release();
+  return { ...result, outputBytes };
 }
 
-function verifyStargz(walker: TarWalker, footer: Footer, opts: UnpackOptions): Pick<UnpackResult, 'format' | 'tocDigest' | 'verified'> {
+function verifyStargz(walker: TarWalker, footer: Footer, opts: UnpackOptions, tocAhead: TocAhead | undefined): Pick<UnpackResult, 'format' | 'tocDigest' | 'verified'> {
   const kind = footer.kind === 'estargz' ? 'eStargz' : 'legacy stargz';
   if (walker.problem !== undefined) {
     throw new UnpackError(`${kind} layer with a bad layout: ${walker.problem}`, footer.tocOffset);
@@ -293,7 +447,9 @@ function verifyStargz(walker: TarWalker, footer: Footer, opts: UnpackOptions): P
   if (!toc || toc.headerOffset !== tocStart) {
     throw new UnpackError(`${kind} footer points at compressed offset ${footer.tocOffset}, but no stargz.index.json entry starts that member`, footer.tocOffset);
   }
-  const tocDigest = sha256Digest(toc.content);
+  // The TOC read ahead counts only as a parse of these very bytes.
+  const ahead = tocAhead !== undefined && tocAhead.content.equals(toc.content) ? tocAhead : undefined;
+  const tocDigest = ahead?.digest ?? sha256Digest(toc.content);
   if (opts.tocDigest !== undefined && opts.tocDigest !== tocDigest) {
     throw new UnpackError(`TOC digest mismatch: required ${opts.tocDigest}, the layer's TOC is ${tocDigest}`, footer.tocOffset);
   }
@@ -303,7 +459,7 @@ function verifyStargz(walker: TarWalker, footer: Footer, opts: UnpackOptions): P
     throw new UnpackError(`${kind}: entries follow stargz.index.json in the tar stream`, footer.tocOffset);
   }
   try {
-    const verified = verifyToc(parseToc(toc.content), data, walker.memberStarts);
+    const verified = verifyToc(ahead?.toc ?? parseToc(toc.content), data, walker.memberStarts);
     return { format: footer.kind === 'estargz' ? 'estargz' : 'legacy-stargz', tocDigest, verified };
   } catch (err) {
     if (err instanceof VerifyError || err instanceof TocError) {
