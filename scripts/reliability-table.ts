@@ -1,5 +1,6 @@
 /**
- * Rewrites the generated part of docs/reliability.md from the last long runs' output:
+ * Rewrites the generated part of docs/reliability.md (and the same table at the end of
+ * docs/benchmarks.md) from the last long runs' output:
  * docs/reliability/fuzz.jsonl (`npm run fuzz`, one line per property) and
  * docs/reliability/soak.json (`npm run soak -- --out docs/reliability/soak.json`).
  *
@@ -89,16 +90,48 @@ export function renderTable(rows: readonly Row[], soak: SoakSummary | undefined)
   return out.join('\n');
 }
 
-export function writeReliabilityDoc(repo: string): void {
-  const doc = path.join(repo, 'docs/reliability.md');
-  const rows = readRows(path.join(repo, 'docs/reliability/fuzz.jsonl'));
-  const soakFile = path.join(repo, 'docs/reliability/soak.json');
+/** The table from the stored long runs under `docsDir` (docs/reliability/). */
+export function reliabilityTable(docsDir: string): string {
+  const rows = readRows(path.join(docsDir, 'reliability/fuzz.jsonl'));
+  const soakFile = path.join(docsDir, 'reliability/soak.json');
   const soak = fs.existsSync(soakFile) ? (JSON.parse(fs.readFileSync(soakFile, 'utf8')) as SoakSummary) : undefined;
+  return renderTable(rows, soak);
+}
+
+/**
+ * The section docs/benchmarks.md ends with (issue #11 asks for the table there too); the bench
+ * report appends it, and writeReliabilityDoc refreshes it between the same markers.
+ */
+export function benchmarksSection(docsDir: string): string {
+  return [
+    '## Reliability: cases tried, survived, lost',
+    '',
+    'From the last long runs (`npm run fuzz`, `npm run soak -- --out docs/reliability/soak.json`); what each case checks is in [reliability.md](reliability.md). Lost must be 0.',
+    '',
+    BEGIN,
+    reliabilityTable(docsDir),
+    END,
+    '',
+  ].join('\n');
+}
+
+function replaceBetweenMarkers(doc: string, table: string, required: boolean): void {
+  if (!fs.existsSync(doc)) return;
   const text = fs.readFileSync(doc, 'utf8');
   const b = text.indexOf(BEGIN);
   const e = text.indexOf(END);
-  if (b < 0 || e < b) throw new Error(`${doc}: markers ${BEGIN} … ${END} not found`);
-  fs.writeFileSync(doc, `${text.slice(0, b + BEGIN.length)}\n${renderTable(rows, soak)}\n${text.slice(e)}`);
+  if (b < 0 || e < b) {
+    if (required) throw new Error(`${doc}: markers ${BEGIN} … ${END} not found`);
+    return;
+  }
+  fs.writeFileSync(doc, `${text.slice(0, b + BEGIN.length)}\n${table}\n${text.slice(e)}`);
+}
+
+export function writeReliabilityDoc(repo: string): void {
+  const docsDir = path.join(repo, 'docs');
+  const table = reliabilityTable(docsDir);
+  replaceBetweenMarkers(path.join(docsDir, 'reliability.md'), table, true);
+  replaceBetweenMarkers(path.join(docsDir, 'benchmarks.md'), table, false);
 }
 
 if (import.meta.main) writeReliabilityDoc(path.resolve(import.meta.dirname, '..'));

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import type { BenchmarkResult } from './model.ts';
 import { PINNED_NODE, ROOT } from './paths.ts';
 import { formatMetric, formatRatio, renderReport } from './report-markdown.ts';
+import { benchmarksSection } from '../reliability-table.ts';
 import { resultChartSvg } from './result-chart.ts';
 import { machineFacts, runSize, runTimed } from './runner.ts';
 import { ratio } from './stats.ts';
@@ -128,7 +129,8 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  fs.writeFileSync(report, renderReport(results, (name) => `bench/${name}.svg`));
+  const reliability = fs.existsSync(path.join(opts.out, 'reliability')) ? `\n${benchmarksSection(opts.out)}` : '';
+  fs.writeFileSync(report, `${renderReport(results, (name) => `bench/${name}.svg`)}${reliability}`);
   log(`wrote ${path.relative(process.cwd(), report) || report} (${results.length} sections)`);
   if (failed.length) {
     console.error(`bench: failed: ${failed.join(', ')} (their sections keep the previous result, if any)`);

@@ -23,7 +23,9 @@ const ENC = path.join(CACHE, 'layer.tar.enc');
 const ENC_GZ = path.join(CACHE, 'layer.tar.gz.enc');
 const DESC = path.join(CACHE, 'layer.tar.enc.json');
 const DESC_GZ = path.join(CACHE, 'layer.tar.gz.enc.json');
-const KEY = path.join(CACHE, 'priv.pem');
+// The keys dir holds the private key alone: the decoder reads every file in it (and warns about the rest).
+const KEYS = path.join(CACHE, 'keys');
+const KEY = path.join(KEYS, 'priv.pem');
 const COPY_DIR = path.join(os.tmpdir(), `outrigger-bench-imgcrypt-${process.pid}`);
 const DECODER = path.join(COPY_DIR, 'ctd-decoder');
 const ZSTD = path.join(COPY_DIR, 'outrigger-zstd');
@@ -50,6 +52,7 @@ function ensureLayers(): string {
     fs.mkdirSync(CACHE, { recursive: true, mode: 0o700 });
     const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     fs.writeFileSync(path.join(CACHE, 'pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    fs.mkdirSync(KEYS, { mode: 0o700 });
     fs.writeFileSync(KEY, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     execFileSync('sh', ['-c', `tar -C / -cf - usr 2>/dev/null | head -c 300000000 > ${q(PLAIN)}; test -s ${q(PLAIN)}`]);
     execFileSync('sh', ['-c', `pigz -6 -c ${q(PLAIN)} > ${q(PLAIN)}.gz`]);
@@ -68,7 +71,7 @@ function removeCopy(): void {
 }
 
 const decoder = (mediaType: string, desc: string, extra = '') =>
-  `STREAM_PROCESSOR_MEDIATYPE=${mediaType} ${q(DECODER)} --decryption-keys-path ${q(CACHE)} --annotations ${q(desc)}${extra}`;
+  `STREAM_PROCESSOR_MEDIATYPE=${mediaType} ${q(DECODER)} --decryption-keys-path ${q(KEYS)} --annotations ${q(desc)}${extra}`;
 
 // openssl needs the raw key; any key decrypts the same bytes at the same cost (it checks no MAC).
 const OPENSSL = 'openssl enc -d -aes-256-ctr -K ' + '11'.repeat(32) + ' -iv ' + '22'.repeat(16);
