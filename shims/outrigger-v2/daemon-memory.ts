@@ -14,20 +14,13 @@
  * allocation), and the trim runs when that timer fires.
  */
 import v8 from 'node:v8';
-import vm from 'node:vm';
 import { dropExecutablePages } from '../../src/sys/drop-file-pages.ts';
 import { mallocTrim } from '../../src/sys/malloc-trim.ts';
 
-/** V8 flags that V8 reads while running, so setting them after start-up still counts. */
-export const RUNTIME_HEAP_FLAGS = ['--semi-space-growth-factor=1'] as const;
+export { RUNTIME_HEAP_FLAGS, tuneDaemonHeap } from './daemon-heap.ts';
 
 /** Quiet time after the last create/delete before the heap is trimmed. */
 export const TRIM_AFTER_QUIET_MS = 2_000;
-
-/** First thing the daemon does, before it loads the service. */
-export function tuneDaemonHeap(): void {
-  for (const flag of RUNTIME_HEAP_FLAGS) v8.setFlagsFromString(flag);
-}
 
 type GcFunction = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 let gc: GcFunction | undefined;
@@ -36,7 +29,8 @@ function fullGc(): GcFunction {
   if (gc === undefined) {
     // --expose-gc set at run time puts gc() on contexts made afterwards.
     v8.setFlagsFromString('--expose-gc');
-    gc = vm.runInNewContext('gc') as GcFunction;
+    // node:vm loads here, at the first trim, not while the daemon gets ready (≈ 1 ms).
+    gc = process.getBuiltinModule('node:vm').runInNewContext('gc') as GcFunction;
   }
   return gc;
 }

@@ -16,7 +16,7 @@ import { encodeReadiness, READINESS_FD } from './bootstrap/readiness.ts';
 import type { Readiness } from './bootstrap/readiness.ts';
 import { socketAnswers } from './bootstrap/socket-probe.ts';
 import { lockSocket } from './bootstrap/stale-socket-lock.ts';
-import { tuneDaemonHeap } from './daemon-memory.ts';
+import { tuneDaemonHeap } from './daemon-heap.ts';
 import type { ShimFlags } from './flags.ts';
 
 function report(r: Readiness): void {
@@ -108,7 +108,9 @@ export async function runDaemon(flags: ShimFlags): Promise<void> {
   if (bound.state === 'exists') {
     report({ state: 'exists' });
     const { openShimLog } = await import('./log.ts');
-    openShimLog(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id }).info({ socket: flags.socket }, 'a shim for this group already serves the socket');
+    const log = openShimLog(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id });
+    log.info({ socket: flags.socket }, 'a shim for this group already serves the socket');
+    await log.load();
     return;
   }
   const { listener } = bound;

@@ -13,12 +13,13 @@ import type { TaskServiceImpl } from '../../src/api/task-service.ts';
 import { ChildReaper } from '../../src/sys/child-reaper.ts';
 import { TtrpcServer } from '../../src/ttrpc/server.ts';
 import { GROUP_SERVICE } from './bootstrap/group-join.ts';
-import { IdleTrimmer } from './daemon-memory.ts';
+import type { IdleTrimmer } from './daemon-memory.ts';
 import { TtrpcEventPublisher } from './events/publisher.ts';
 import type { ShimFlags } from './flags.ts';
 import { openShimLogFifo } from './log.ts';
-import type { Logger, ShimLogFifo } from './log.ts';
+import type { ShimLog, ShimLogFifo } from './log.ts';
 import { TaskService } from './service/task-service.ts';
+import { whileRuntimeRuns } from './runtime/child-wait-hook.ts';
 import { ShimLifetime } from './shim-lifetime.ts';
 
 export interface ServeOptions {
@@ -35,11 +36,42 @@ export interface ServeOptions {
 type Impl = Partial<TaskServiceImpl>;
 
 /**
+ * When the logger and the idle trim load if no runtime process ran by then: a daemon that serves
+ * no Create (it lost the race for its socket's group) still writes its lines.
+ */
+const DEFERRED_LOAD_AFTER_MS = 250;
+
+/**
+ * The idle trim (./daemon-memory.ts), armed while the first Create waits for the runtime (see
+ * serveTaskApi): its code and native bindings stay off the path to that Create. Activity
+ * before then needs no record: the trim's quiet time starts when it is armed.
+ */
+class DeferredTrimmer {
+  #trimmer: IdleTrimmer | undefined;
+  #closed = false;
+
+  arm(): void {
+    void import('./daemon-memory.ts').then(({ IdleTrimmer }) => {
+      if (!this.#closed) this.#trimmer = new IdleTrimmer();
+    });
+  }
+
+  activity(): void {
+    this.#trimmer?.activity();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#trimmer?.close();
+  }
+}
+
+/**
  * Create and Delete as the service does them, plus what a shared shim must track around them:
  * a Create settles the join of its task and counts while in flight; a Delete of the task whose
  * FIFO carries the log moves the log to a live task's FIFO; both re-arm the idle trim.
  */
-function trackTasks(impl: Impl, service: TaskService, lifetime: ShimLifetime, fifo: ShimLogFifo, trimmer: IdleTrimmer, inFlight: { creates: number }): Impl {
+function trackTasks(impl: Impl, service: TaskService, lifetime: ShimLifetime, fifo: ShimLogFifo, trimmer: DeferredTrimmer, inFlight: { creates: number }): Impl {
   const { create, delete: del } = impl;
   const out: Impl = { ...impl };
   if (create) {
@@ -73,11 +105,11 @@ function trackTasks(impl: Impl, service: TaskService, lifetime: ShimLifetime, fi
 }
 
 /** Returns the shim's logger. */
-export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: ServeOptions): Logger {
+export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: ServeOptions): ShimLog {
   const { log, fifo } = openShimLogFifo(bundle, { debug: flags.debug, namespace: flags.namespace, id: flags.id });
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception');
-    process.exit(1);
+    log.whenWritten(() => process.exit(1));
   });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   for (const note of notes) log.warn(note);
@@ -92,7 +124,7 @@ export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: Ser
       error: (fields, message) => log.error(fields, message),
     },
   });
-  const trimmer = new IdleTrimmer();
+  const trimmer = new DeferredTrimmer();
 
   let stopping = false;
   const stop = (why: string) => {
@@ -110,6 +142,7 @@ export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: Ser
       await Promise.race([server.shutdown(), new Promise((resolve) => setTimeout(resolve, 2_000))]);
       await server.close();
       reaper.close();
+      await log.load();
       process.exit(0);
     })();
   };
@@ -140,5 +173,17 @@ export function serveTaskApi({ flags, bundle, listener, notes, reportedMs }: Ser
     { socket: flags.socket, ttrpcAddress, readyMs: Math.round(reportedMs), servingMs: Math.round(performance.now()) },
     'shim listening',
   );
+  // The logger (./log.ts, ShimLog) and the idle trim load while the first Create waits for
+  // `runc create` (./runtime/child-wait-hook.ts), or after a moment when no Create comes.
+  let deferredLoaded = false;
+  const loadDeferred = () => {
+    if (deferredLoaded) return;
+    deferredLoaded = true;
+    clearTimeout(deferredTimer);
+    void log.load();
+    trimmer.arm();
+  };
+  const deferredTimer = setTimeout(loadDeferred, DEFERRED_LOAD_AFTER_MS);
+  whileRuntimeRuns(loadDeferred);
   return log;
 }

@@ -9,8 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ShimFlags } from '../flags.ts';
-import { OciRuntime } from '../runtime/oci-runtime.ts';
-import { DEFAULT_OPTIONS, isRuntimeOptions, OPTIONS_FILE } from '../runtime/saved-options.ts';
+import { DEFAULT_OPTIONS, isRuntimeOptions, OPTIONS_FILE, rootFor } from '../runtime/saved-options.ts';
 import type { RuntimeOptions } from '../runtime/saved-options.ts';
 import { unmountRootfs } from '../runtime/rootfs.ts';
 import { encodeDeleteResponse, epochNow } from './delete-response.ts';
@@ -34,10 +33,13 @@ function warn(flags: ShimFlags, what: string, err: unknown): void {
 
 export async function runDelete(flags: ShimFlags): Promise<void> {
   const bundle = flags.bundle !== '' ? flags.bundle : process.cwd();
-  const runtime = new OciRuntime(savedOptions(bundle), flags.namespace, fs.existsSync(bundle) ? bundle : undefined);
+  const options = savedOptions(bundle);
   // runc and crun keep a container's state in <root>/<id>; without it there is nothing to delete
-  // (the normal case after a clean Delete), and containerd waits for us on every task teardown.
-  if (fs.existsSync(path.join(runtime.root, flags.id))) {
+  // (the normal case after a clean Delete), and containerd waits for us on every task teardown,
+  // so the runtime adapter (and node:child_process with it) loads only when there is.
+  if (fs.existsSync(path.join(rootFor(options, flags.namespace), flags.id))) {
+    const { OciRuntime } = await import('../runtime/oci-runtime.ts');
+    const runtime = new OciRuntime(options, flags.namespace, fs.existsSync(bundle) ? bundle : undefined);
     await runtime.delete(flags.id, true).catch((err: unknown) => {
       if (!/does not exist|not found|no such/i.test(String(err))) warn(flags, 'runtime delete', err);
     });

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './sha256.ts';
 
 export const SOCKET_DIR = '/run/containerd/s';
 
@@ -46,8 +46,7 @@ export function readBundleAnnotations(bundle: string): Record<string, string> {
 }
 
 export function socketPath(containerdAddress: string, namespace: string, group: string, dir: string = SOCKET_DIR): string {
-  const hash = createHash('sha256').update(`${containerdAddress}/${namespace}/${group}`).digest('hex');
-  return path.join(dir, hash);
+  return path.join(dir, sha256Hex(`${containerdAddress}/${namespace}/${group}`));
 }
 
 export function socketAddress(socketFile: string): string {

@@ -10,9 +10,8 @@
  * `exists` and we join the winner); write `address`; print the bare `unix://` address; exit.
  * Errors go to stderr with a non-zero exit, which containerd reports with the output.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError } from '../../../src/cli/exit-codes.ts';
 import type { ShimFlags } from '../flags.ts';
@@ -20,7 +19,6 @@ import { writeAddressFile, writeShimPidFile } from './address-file.ts';
 import type { StartInput } from './handshake.ts';
 import { decodeReadiness, READINESS_FD } from './readiness.ts';
 import type { Readiness } from './readiness.ts';
-import { joinGroup } from './group-join.ts';
 import { selfCommand } from './self-command.ts';
 import { startOutput } from './start-output.ts';
 import { shimGroupingOf } from './start-grouping.ts';
@@ -46,6 +44,9 @@ function spawnDaemon(flags: ShimFlags, bundle: string, socket: string, env: Node
   const daemonArgs = ['-namespace', flags.namespace, '-id', flags.id, '-address', flags.address, '-socket', socket];
   if (flags.debug) daemonArgs.push('-debug');
   const cmd = selfCommand(daemonArgs);
+  // Loaded here, not at the top: a `start` that joins a running shim (node grouping, a pod's
+  // second container) spawns nothing and saves the ≈ 2 ms node:child_process takes to load.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const child = spawn(cmd.file, cmd.args, {
     cwd: bundle,
     env,
@@ -97,8 +98,6 @@ async function readStartInput(flags: ShimFlags): Promise<StartInput> {
   return parseStartInput(bytes, { id: flags.id, namespace: flags.namespace });
 }
 
-export { socketAnswers } from './socket-probe.ts';
-
 /**
  * The daemon's environment: containerd's, plus one malloc arena. A shim is a single-threaded
  * event loop whose few helper threads allocate little; glibc's per-thread arenas only add
@@ -116,6 +115,8 @@ async function joinOrSpawn(flags: ShimFlags, bundle: string, socket: string, env
   const where = `shim start ${flags.namespace}/${flags.id}`;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     if (fs.existsSync(socket)) {
+      // Only a group with a shim loads the join client (the ttrpc frame code and its wire codec).
+      const { joinGroup } = await import('./group-join.ts');
       const joined = await joinGroup(socket, flags.id);
       if (joined === 'joined') return { spawnedPid: undefined };
       if (joined === 'leaving') {

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createPipe } from '../../../src/sys/pipe.ts';
+import { runtimeStarted } from './child-wait-hook.ts';
 import { rootFor } from './saved-options.ts';
 import type { RuntimeOptions } from './saved-options.ts';
 
@@ -194,6 +195,7 @@ export class OciRuntime {
         if (inputPipe) for (const fd of [inputPipe.read, inputPipe.write]) fs.closeSync(fd);
         throw err;
       }
+      runtimeStarted();
       if (inputPipe) {
         fs.closeSync(inputPipe.read);
         const writer = fs.createWriteStream('', { fd: inputPipe.write });

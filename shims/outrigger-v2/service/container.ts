@@ -9,7 +9,6 @@ import type { CgroupLocation } from '../cgroups/location.ts';
 import { cgroupOfPid } from '../cgroups/location.ts';
 import type { OomWatch } from '../cgroups/oom-watch.ts';
 import { watchOom } from '../cgroups/oom-watch.ts';
-import { cgroupStats } from '../cgroups/stats.ts';
 import type { EventPublisher } from '../events/publisher.ts';
 import type { Logger } from '../log.ts';
 import type { ExecProcess } from '../process/exec-process.ts';
@@ -83,9 +82,12 @@ export class Container {
     }
   }
 
-  stats(): Any {
+  async stats(): Promise<Any> {
     const where = this.cgroup();
     if (where === undefined) throw new Error(`no cgroup known for container ${this.id} (not started, or exited before its cgroup was read)`);
+    // The cgroup readers and the v1/v2 metrics schemas load on the first Stats, not while the
+    // daemon gets ready for its first Create (≈ 3 ms; docs/shim-grouping.md, "Latency").
+    const { cgroupStats } = await import('../cgroups/stats.ts');
     return cgroupStats(where);
   }
 

@@ -305,8 +305,8 @@ export class TaskService {
         return {};
       }),
 
-      stats: this.#rpc('stats', (req) => {
-        return { stats: this.#container(req.id).stats() };
+      stats: this.#rpc('stats', async (req) => {
+        return { stats: await this.#container(req.id).stats() };
       }),
 
       resizePty: this.#rpc('resizePty', (req) => {
