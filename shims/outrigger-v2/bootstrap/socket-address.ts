@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { sha256Hex } from './sha256.ts';
+import { createHash } from 'node:crypto';
 
 export const SOCKET_DIR = '/run/containerd/s';
 
@@ -46,7 +46,8 @@ export function readBundleAnnotations(bundle: string): Record<string, string> {
 }
 
 export function socketPath(containerdAddress: string, namespace: string, group: string, dir: string = SOCKET_DIR): string {
-  return path.join(dir, sha256Hex(`${containerdAddress}/${namespace}/${group}`));
+  const hash = createHash('sha256').update(`${containerdAddress}/${namespace}/${group}`).digest('hex');
+  return path.join(dir, hash);
 }
 
 export function socketAddress(socketFile: string): string {
