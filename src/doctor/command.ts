@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError, ExitCode } from '../cli/exit-codes.ts';
 import { DEFAULT_CONTAINERD_CONFIG } from '../install/commands.ts';
-import { findOnPath, runChecks } from './checks.ts';
 import { formatFindings, hasErrors } from './findings.ts';
 
 /** PATH a systemd service gets when its unit sets none (systemd.exec(5)), which is containerd's usual case. */
@@ -23,7 +22,7 @@ interface DoctorFlags {
 }
 
 /** containerd also looks for shims next to its own binary (shim-protocol.md §2.1). */
-function containerdSearchPath(flags: DoctorFlags): string {
+function containerdSearchPath(flags: DoctorFlags, findOnPath: (name: string, searchPath: string) => string | undefined): string {
   const base = flags.path ?? SYSTEMD_DEFAULT_PATH;
   const bin = findOnPath(flags.containerd, base) ?? findOnPath(flags.containerd, process.env.PATH ?? '');
   if (!bin) return base;
@@ -43,12 +42,14 @@ export function defineDoctor(program: Command): void {
     .option('--smoke-image <ref>', 'live test: run this image (already pulled) under the outrigger runtime')
     .option('--namespace <ns>', 'containerd namespace for the live test', 'default')
     .option('--json', 'print the findings as JSON')
-    .action((flags: DoctorFlags) => {
+    .action(async (flags: DoctorFlags) => {
+      // The checks reach the shim's option schemas (protobuf registries): load them only for doctor.
+      const { findOnPath, runChecks } = await import('./checks.ts');
       const findings = runChecks({
         containerdBinary: flags.containerd,
         ctrBinary: flags.ctr,
         containerdConfig: flags.containerdConfig,
-        containerdPath: containerdSearchPath(flags),
+        containerdPath: containerdSearchPath(flags, findOnPath),
         keysDir: flags.keysDir,
         cgroupRoot: '/sys/fs/cgroup',
         namespace: flags.namespace,

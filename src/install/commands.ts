@@ -13,7 +13,6 @@ import {
 } from '../containerd-config/entries.ts';
 import { CliError, ExitCode } from '../cli/exit-codes.ts';
 import { detectContainerdVersion, majorFromFlag } from './containerd-version.ts';
-import { install, uninstall } from './install.ts';
 
 export const DEFAULT_PREFIX = '/usr/local';
 export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
@@ -75,7 +74,9 @@ export function defineInstall(program: Command): void {
     .option('--containerd <path>', 'containerd binary asked for its version', 'containerd')
     .option('--binary <path>', 'binary to install (default: the running outrigger executable)')
     .option('--log-dir <dir>', 'where the stream processors append their per-layer log lines', DEFAULT_LOG_DIR)
-    .action((flags: InstallFlags) => {
+    .action(async (flags: InstallFlags) => {
+      // Loaded on use: every tool's start-up builds this command tree.
+      const { install } = await import('./install.ts');
       try {
         const containerdMajor = major(flags.containerdVersion, flags.containerd);
         const report = install({
@@ -101,7 +102,8 @@ export function defineUninstall(program: Command): void {
     .description('undo what install recorded under the prefix: entries in config.toml, binary, links')
     .option('--prefix <dir>', 'the prefix install used', DEFAULT_PREFIX)
     .option('--dry-run', 'print what would be removed and the config diff; write nothing')
-    .action((flags: { prefix: string; dryRun?: boolean }) => {
+    .action(async (flags: { prefix: string; dryRun?: boolean }) => {
+      const { uninstall } = await import('./install.ts');
       try {
         const report = uninstall({ prefix: flags.prefix, dryRun: flags.dryRun === true });
         process.stdout.write(`${report.lines.join('\n')}\n${report.diff}`);
