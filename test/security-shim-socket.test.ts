@@ -158,6 +158,9 @@ describe('shim socket access', () => {
       fs.rmSync(link);
     }
     await rootStillServed();
+    // The daemon writes its log once pino has loaded (shims/outrigger-v2/log.ts): lines from its
+    // first moments arrive a little later, in order and with the time they were logged.
+    for (let i = 0; i < 100 && !/refusing connection/.test(shimLog); i++) await sleep(50);
     expect(shimLog).toMatch(/refusing connection/);
     expect(shimLog).toMatch(/uid 65534/);
     expect(pidAlive(daemonPid)).toBe(true);
