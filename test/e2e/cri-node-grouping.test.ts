@@ -7,78 +7,21 @@
  * its socket, the mounts and the runc entries with it.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ContainerState, PodSandboxState } from '../../src/api/gen/runtime/v1/api_pb.ts';
-import { CRI_NAMESPACE, CriClient, hostNetworkPod, parseCriLog, simpleContainer } from '../support/cri-client.ts';
-import { pidFromInfo, ppidOf, RUNC, runcList } from '../support/cri-pods.ts';
-import { buildTestImages } from '../../scripts/test-images.ts';
-import { RUNC_ROOT_BASE } from '../../scripts/dev-containerd/instance-scan.ts';
-import { describeLeftovers, pidAlive, shimSocketPath, uniqueId, useContainerd } from './harness.ts';
-import { OUTRIGGER, outriggerShims, pinnedShimBinDir, waitFor } from './shim-support.ts';
+import { CRI_NAMESPACE, hostNetworkPod, parseCriLog, simpleContainer } from '../support/cri-client.ts';
+import { pidFromInfo, ppidOf, runcList } from '../support/cri-pods.ts';
+import { describeLeftovers, pidAlive, shimSocketPath, uniqueId } from './harness.ts';
+import { outriggerShims, waitFor } from './shim-support.ts';
+import { useCriInstance } from './cri-instance.ts';
 
 const HANDLER = 'outrigger-node';
 const NODE_GROUP = '@node';
-const SANDBOX_IMAGE_PREFIX = 'docker.io/local/outrigger-crinode-pause';
-const SANDBOX_IMAGE = `${SANDBOX_IMAGE_PREFIX}-tar:latest`;
-const WORKLOAD_IMAGE_PREFIX = 'docker.io/local/outrigger-crinode-busybox';
-const WORKLOAD_IMAGE = `${WORKLOAD_IMAGE_PREFIX}-tar:latest`;
-
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-cri-node-'));
-const runcRoot = fs.mkdtempSync('/run/outrigger-cri-node-runc-');
-const optionsFile = path.join(work, 'runtime-options.toml');
-fs.writeFileSync(optionsFile, `BinaryName = "runc"\nRoot = "${runcRoot}"\nShimGrouping = "node"\n`);
-const logRoot = path.join(work, 'pods');
-
-let cri: CriClient | undefined;
-// Registered before useContainerd's teardown, so it runs after it (hooks run in stack order).
-afterAll(() => {
-  cri?.close();
-  fs.rmSync(work, { recursive: true, force: true });
-  fs.rmSync(runcRoot, { recursive: true, force: true });
-});
-
-const ctd = useContainerd({
-  binDirs: [pinnedShimBinDir()],
-  cri: {
-    sandboxImage: SANDBOX_IMAGE,
-    runtimes: { [HANDLER]: { runtimeType: OUTRIGGER, options: { ConfigPath: optionsFile } } },
-  },
-  ociRuntimes: [
-    { binary: RUNC, rootBase: RUNC_ROOT_BASE },
-    { binary: RUNC, rootBase: runcRoot },
-  ],
-});
-
-function client(): CriClient {
-  if (!cri) throw new Error('CRI client not open (did beforeAll fail?)');
-  return cri;
-}
-
-beforeAll(async () => {
-  const salt = `crinode-${process.pid}`;
-  const [pause] = await buildTestImages({
-    outDir: path.join(work, 'images'),
-    media: ['tar'],
-    salt,
-    repositoryPrefix: SANDBOX_IMAGE_PREFIX,
-    cmd: ['/bin/sleep', '1000000'],
-  });
-  const [busybox] = await buildTestImages({ outDir: path.join(work, 'images-busybox'), media: ['tar'], salt, repositoryPrefix: WORKLOAD_IMAGE_PREFIX });
-  await ctd().importImage(pause!.file, { namespace: CRI_NAMESPACE });
-  await ctd().importImage(busybox!.file, { namespace: CRI_NAMESPACE });
-  cri = CriClient.open(ctd().address);
-  await cri.waitRuntimeReady();
-});
-
-const livePods = new Set<string>();
-afterEach(async () => {
-  for (const podSandboxId of livePods) {
-    livePods.delete(podSandboxId);
-    await client().runtime.stopPodSandbox({ podSandboxId }).catch(() => undefined);
-    await client().runtime.removePodSandbox({ podSandboxId }).catch(() => undefined);
-  }
+const { ctd, client, runcRoot, logRoot, workloadImage: WORKLOAD_IMAGE, livePods } = useCriInstance({
+  name: 'cri-node',
+  handler: HANDLER,
+  extraOptions: 'ShimGrouping = "node"\n',
 });
 
 interface NodePod {

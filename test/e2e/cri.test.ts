@@ -13,82 +13,18 @@
  * RemovePodSandbox no shim process, socket, mount, runc entry or cgroup is left.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ContainerState, PodSandboxState } from '../../src/api/gen/runtime/v1/api_pb.ts';
-import { CRI_NAMESPACE, CriClient, hostNetworkPod, parseCriLog, simpleContainer } from '../support/cri-client.ts';
-import { buildTestImages } from '../../scripts/test-images.ts';
+import { CRI_NAMESPACE, hostNetworkPod, parseCriLog, simpleContainer } from '../support/cri-client.ts';
 import { RUNC_ROOT_BASE } from '../../scripts/dev-containerd/instance-scan.ts';
-import { describeLeftovers, pidAlive, shimSocketPath, uniqueId, useContainerd } from './harness.ts';
-import { OUTRIGGER, outriggerShims, pinnedShimBinDir, waitFor } from './shim-support.ts';
-import { pidFromInfo, ppidOf, RUNC, runcList } from '../support/cri-pods.ts';
+import { describeLeftovers, pidAlive, shimSocketPath, uniqueId } from './harness.ts';
+import { outriggerShims, waitFor } from './shim-support.ts';
+import { pidFromInfo, ppidOf, runcList } from '../support/cri-pods.ts';
+import { useCriInstance } from './cri-instance.ts';
 
 const HANDLER = 'outrigger';
-const SANDBOX_IMAGE_PREFIX = 'docker.io/local/outrigger-cri-pause';
-const SANDBOX_IMAGE = `${SANDBOX_IMAGE_PREFIX}-tar:latest`;
-const WORKLOAD_IMAGE_PREFIX = 'docker.io/local/outrigger-cri-busybox';
-const WORKLOAD_IMAGE = `${WORKLOAD_IMAGE_PREFIX}-tar:latest`;
-
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'outrigger-cri-'));
-// A runc root of our own, named only in the options TOML: state appearing there proves the
-// shim got its options through CRI's runtimeoptions config_path.
-const runcRoot = fs.mkdtempSync('/run/outrigger-cri-runc-');
-const optionsFile = path.join(work, 'runtime-options.toml');
-fs.writeFileSync(optionsFile, `BinaryName = "runc"\nRoot = "${runcRoot}"\n`);
-const logRoot = path.join(work, 'pods');
-
-let cri: CriClient | undefined;
-// Registered before useContainerd's teardown so that, hooks running in stack order, it runs after
-// it: the harness still needs the runc root (to delete entries a failed test left) and the logs.
-afterAll(() => {
-  cri?.close();
-  fs.rmSync(work, { recursive: true, force: true });
-  fs.rmSync(runcRoot, { recursive: true, force: true });
-});
-
-const ctd = useContainerd({
-  binDirs: [pinnedShimBinDir()],
-  cri: {
-    sandboxImage: SANDBOX_IMAGE,
-    runtimes: { [HANDLER]: { runtimeType: OUTRIGGER, options: { ConfigPath: optionsFile } } },
-  },
-  ociRuntimes: [
-    { binary: RUNC, rootBase: RUNC_ROOT_BASE },
-    { binary: RUNC, rootBase: runcRoot },
-  ],
-});
-
-function client(): CriClient {
-  if (!cri) throw new Error('CRI client not open (did beforeAll fail?)');
-  return cri;
-}
-
-beforeAll(async () => {
-  const salt = `cri-${process.pid}`;
-  const [pause] = await buildTestImages({
-    outDir: path.join(work, 'images'),
-    media: ['tar'],
-    salt,
-    repositoryPrefix: SANDBOX_IMAGE_PREFIX,
-    cmd: ['/bin/sleep', '1000000'],
-  });
-  const [busybox] = await buildTestImages({ outDir: path.join(work, 'images-busybox'), media: ['tar'], salt, repositoryPrefix: WORKLOAD_IMAGE_PREFIX });
-  await ctd().importImage(pause!.file, { namespace: CRI_NAMESPACE });
-  await ctd().importImage(busybox!.file, { namespace: CRI_NAMESPACE });
-  cri = CriClient.open(ctd().address);
-  await cri.waitRuntimeReady();
-});
-
-/** Pods a test started and has not removed; afterEach removes them so one failure does not cascade. */
-const livePods = new Set<string>();
-afterEach(async () => {
-  for (const podSandboxId of livePods) {
-    livePods.delete(podSandboxId);
-    await client().runtime.stopPodSandbox({ podSandboxId }).catch(() => undefined);
-    await client().runtime.removePodSandbox({ podSandboxId }).catch(() => undefined);
-  }
-});
+const { ctd, client, runcRoot, logRoot, sandboxImage: SANDBOX_IMAGE, workloadImage: WORKLOAD_IMAGE, livePods } = useCriInstance({ name: 'cri', handler: HANDLER });
 
 /** The stock handler every CRI config has; the Go runc shim. */
 const RUNC_HANDLER = 'runc';
