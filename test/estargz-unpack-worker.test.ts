@@ -15,7 +15,7 @@ import zlib from 'node:zlib';
 import fc from 'fast-check';
 import tarStream from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildEstargz } from '../processors/estargz/build.ts';
+import { buildBlobFromTar } from './support/estargz-blob.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { bindFastCrc32, bindWholeInflate } from '../processors/estargz/libdeflate.ts';
 import { parseFooter } from '../processors/estargz/footer.ts';
@@ -53,16 +53,8 @@ async function tarOf(files: Array<[string, Buffer]>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
-  const file = path.join(tmp, `t-${Math.random().toString(36).slice(2)}.tar`);
-  fs.writeFileSync(file, tar);
-  const fd = fs.openSync(file, 'r');
-  const parts: Buffer[] = [];
-  const report = await buildEstargz(fd, tar.length, async (c) => {
-    parts.push(Buffer.from(c));
-  }, { chunkSize, level: 1 });
-  fs.closeSync(fd);
-  return { blob: Buffer.concat(parts), tocDigest: report.tocDigest };
+function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
+  return buildBlobFromTar(tmp, tar, chunkSize);
 }
 
 /** Gzip members of a blob: compressed offset and length, and where their output starts and ends. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import tarStream from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildEstargz } from '../processors/estargz/build.ts';
+import { buildBlobFromTar } from './support/estargz-blob.ts';
 import { encodeFooter, encodeLegacyFooter, parseFooter } from '../processors/estargz/footer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { GzipMemberDecoder } from '../processors/estargz/gzip-members.ts';
@@ -36,16 +36,8 @@ async function smallTar(files: Array<[string, Buffer]>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
-  const file = path.join(tmp, `t-${Math.random().toString(36).slice(2)}.tar`);
-  fs.writeFileSync(file, tar);
-  const fd = fs.openSync(file, 'r');
-  const parts: Buffer[] = [];
-  const report = await buildEstargz(fd, tar.length, async (c) => {
-    parts.push(Buffer.from(c));
-  }, { chunkSize, level: 1 });
-  fs.closeSync(fd);
-  return { blob: Buffer.concat(parts), tocDigest: report.tocDigest };
+function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
+  return buildBlobFromTar(tmp, tar, chunkSize);
 }
 
 /**

@@ -3,10 +3,14 @@
  * and gzip members, so a test can put names, TOC JSON or footers into a blob that no builder
  * (ours included) would write. Layout as in ../../shared/reference/estargz.md: one gzip member
  * per entry (tar header + payload), then a member with the tar entry stargz.index.json and the
- * end-of-archive blocks, then the 51-byte footer pointing at that member.
+ * end-of-archive blocks, then the 51-byte footer pointing at that member. buildBlobFromTar
+ * makes a well-formed blob with our builder instead.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import zlib from 'node:zlib';
+import { buildEstargz } from '../../processors/estargz/build.ts';
 
 const BLOCK = 512;
 const ESTARGZ_FOOTER_HEAD = Buffer.from('1f8b08040000000000ff1a0053471600', 'hex');
@@ -133,4 +137,20 @@ export function tocJsonOf(blob: Buffer): Buffer {
   const tar = zlib.gunzipSync(blob.subarray(at, blob.length - FOOTER_SIZE));
   const size = Number.parseInt(tar.toString('latin1', 124, 136).replace(/\0.*$/, '').trim(), 8);
   return tar.subarray(BLOCK, BLOCK + size);
+}
+
+/** An eStargz blob made by our builder from a tar (written to a file in `dir`), and its TOC digest. */
+export async function buildBlobFromTar(dir: string, tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
+  const file = path.join(dir, `t-${Math.random().toString(36).slice(2)}.tar`);
+  fs.writeFileSync(file, tar);
+  const fd = fs.openSync(file, 'r');
+  const parts: Buffer[] = [];
+  try {
+    const report = await buildEstargz(fd, tar.length, async (c) => {
+      parts.push(Buffer.from(c));
+    }, { chunkSize, level: 1 });
+    return { blob: Buffer.concat(parts), tocDigest: report.tocDigest };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
