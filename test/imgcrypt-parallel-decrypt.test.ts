@@ -8,9 +8,8 @@
  * Then the built ctd-decoder: a layer of many chunks, fused mode (--decompress), and non-blocking
  * pipes, also run from source without node:ffi (the EAGAIN fallback and Node's Decipher).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import type { LayerKeyMaterial } from '../processors/imgcrypt/options-json.ts';
 import { decryptSharedChunks, type ParallelDecryptOptions } from '../processors/imgcrypt/parallel-decrypt.ts';
 import { SharedChunkReader } from '../processors/imgcrypt/shared-chunk-reader.ts';
 import { builtBinary, repoRoot } from './support/built-binary.ts';
+import { runThroughSlowNonBlockingPipes } from './support/slow-nonblocking-pipes.ts';
 
 let dir: string;
 beforeAll(() => {
@@ -280,51 +280,16 @@ describe('ctd-decoder (built binary) with the HMAC on a worker thread', () => {
     ['the built binary', () => [bin]],
     ['from source without node:ffi', () => [process.execPath, '--no-experimental-ffi', '--no-warnings', path.join(repoRoot, 'src/cli/main.ts')]],
   ])('decrypts correctly when its stdin and stdout are non-blocking pipes and the peers are slow: %s', async (_name, command) => {
-    const O_NONBLOCK = 0o4000;
-    const O_CLOEXEC = 0o2000000;
-    const ffi = process.getBuiltinModule('node:ffi') as typeof import('node:ffi');
-    const { functions: c } = ffi.dlopen(null, {
-      pipe2: { return: 'i32', arguments: ['pointer', 'i32'] },
-      fcntl: { return: 'i32', arguments: ['i32', 'i32', 'i32'] },
-    } as const);
-    const make = (): [number, number] => {
-      const fds = new Int32Array(2);
-      // O_CLOEXEC: the child must not inherit our ends, or its stdin never sees EOF.
-      expect(c.pipe2(fds, O_CLOEXEC)).toBe(0);
-      return [fds[0]!, fds[1]!];
-    };
-    const nonBlocking = (fd: number) => expect(c.fcntl(fd, 4, c.fcntl(fd, 3, 0) | O_NONBLOCK)).toBe(0);
-    const [childIn, ourIn] = make();
-    const [ourOut, childOut] = make();
-    nonBlocking(childIn);
-    nonBlocking(childOut);
     const [exe, ...pre] = command();
-    const child = spawn(exe!, [...pre, 'imgcrypt', 'decrypt', '--key', priv, '--annotations', desc], {
-      stdio: [childIn, childOut, 'pipe'],
+    const r = await runThroughSlowNonBlockingPipes({
+      argv: [exe!, ...pre, 'imgcrypt', 'decrypt', '--key', priv, '--annotations', desc],
       env: { ...process.env, STREAM_PROCESSOR_MEDIATYPE: mediaType },
+      input: blob,
+      writeChunk: 200_000,
+      readChunk: 64 * 1024,
     });
-    const exited = once(child, 'exit') as Promise<[number]>;
-    fs.closeSync(childIn);
-    fs.closeSync(childOut);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const writer = fs.createWriteStream('', { fd: ourIn });
-    const feeding = (async () => {
-      for (let i = 0; i < blob.length; i += 200_000) {
-        if (!writer.write(blob.subarray(i, i + 200_000))) await once(writer, 'drain');
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      writer.end();
-    })();
-    const parts: Buffer[] = [];
-    for await (const chunk of fs.createReadStream('', { fd: ourOut, highWaterMark: 64 * 1024 })) {
-      parts.push(chunk as Buffer);
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    await feeding;
-    const [code] = await exited;
-    expect(stderr).toBe('');
-    expect(code).toBe(0);
-    expect(Buffer.concat(parts).equals(plain)).toBe(true);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.equals(plain)).toBe(true);
   });
 });

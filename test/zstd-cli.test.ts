@@ -4,14 +4,14 @@
  * both have the flag; stream-processor mode follows containerd's contract (stdin → stdout,
  * STREAM_PROCESSOR_MEDIATYPE, stderr only read on a non-zero exit).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtBinary } from './support/built-binary.ts';
 import { skippableFrame, textLike, tool } from './support/zstd-helpers.ts';
+import { runThroughSlowNonBlockingPipes } from './support/slow-nonblocking-pipes.ts';
 
 const ZSTD_MEDIA = 'application/vnd.oci.image.layer.v1.tar+zstd';
 const GZIP_MEDIA = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -219,64 +219,13 @@ describe('stream-processor mode (STREAM_PROCESSOR_MEDIATYPE set)', () => {
 });
 
 describe('non-blocking stdio', () => {
-  // Node sets fds 0/1 O_NONBLOCK once anything touches process.stdin/stdout, and a parent may hand
-  // over non-blocking pipes; reads and writes then see EAGAIN and must move to libuv streams.
-  const O_NONBLOCK = 0o4000;
-  const O_CLOEXEC = 0o2000000;
-  const F_GETFL = 3;
-  const F_SETFL = 4;
-
-  function pipes() {
-    const ffi = process.getBuiltinModule('node:ffi') as typeof import('node:ffi');
-    const { functions: c } = ffi.dlopen(null, {
-      pipe2: { return: 'i32', arguments: ['pointer', 'i32'] },
-      fcntl: { return: 'i32', arguments: ['i32', 'i32', 'i32'] },
-    } as const);
-    const make = (): [number, number] => {
-      const fds = new Int32Array(2);
-      // O_CLOEXEC: the child must not inherit our ends, or its stdin never sees EOF.
-      expect(c.pipe2(fds, O_CLOEXEC)).toBe(0);
-      return [fds[0]!, fds[1]!];
-    };
-    const nonBlocking = (fd: number) => expect(c.fcntl(fd, F_SETFL, c.fcntl(fd, F_GETFL, 0) | O_NONBLOCK)).toBe(0);
-    return { make, nonBlocking };
-  }
-
   it('decodes correctly when its stdin and stdout pipes are non-blocking and the peers are slow', async () => {
-    const { make, nonBlocking } = pipes();
     // 4 MB out: more than the 1 MiB pipe the decoder asks for, so its writes find the pipe full.
     const big = Buffer.concat([data, data, data, data]);
     const input = tool('zstd', ['-q', '-c'], big);
-    const [childIn, ourIn] = make();
-    const [ourOut, childOut] = make();
-    nonBlocking(childIn);
-    nonBlocking(childOut);
-    const child = spawn(bin, ['-dc'], { stdio: [childIn, childOut, 'pipe'] });
-    const exited = once(child, 'exit') as Promise<[number]>;
-    fs.closeSync(childIn);
-    fs.closeSync(childOut);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const writer = fs.createWriteStream('', { fd: ourIn });
-    const feeding = (async () => {
-      // Dribble the input so the decoder's reads find the pipe empty.
-      for (let i = 0; i < input.length; i += 50_000) {
-        if (!writer.write(input.subarray(i, i + 50_000))) await once(writer, 'drain');
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      writer.end();
-    })();
-    const parts: Buffer[] = [];
-    const reader = fs.createReadStream('', { fd: ourOut, highWaterMark: 16 * 1024 });
-    for await (const chunk of reader) {
-      parts.push(chunk as Buffer);
-      // A slow reader, so the decoder's writes find the pipe full.
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    await feeding;
-    const [code] = await exited;
-    expect(stderr).toBe('');
-    expect(code).toBe(0);
-    expect(Buffer.concat(parts).equals(big)).toBe(true);
+    const r = await runThroughSlowNonBlockingPipes({ argv: [bin, '-dc'], input, writeChunk: 50_000, readChunk: 16 * 1024 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.equals(big)).toBe(true);
   });
 });
