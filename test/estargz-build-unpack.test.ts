@@ -12,7 +12,8 @@ import zlib from 'node:zlib';
 import fc from 'fast-check';
 import tarStream from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildEstargz, type BuildOptions, type BuildReport } from '../processors/estargz/build.ts';
+import type { BuildOptions, BuildReport } from '../processors/estargz/build.ts';
+import { buildBlobFromTar } from './support/estargz-blob.ts';
 import { encodeFooter, encodeLegacyFooter, parseFooter } from '../processors/estargz/footer.ts';
 import { readStoredToc } from '../processors/estargz/run-inspect.ts';
 import { parseToc, type TocEntry } from '../processors/estargz/toc.ts';
@@ -22,20 +23,8 @@ import { expectedOut, packTar, readTar, treeArb } from './support/estargz-trees.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'estargz-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function build(tar: Buffer, opts: BuildOptions): Promise<{ blob: Buffer; report: BuildReport }> {
-  const file = path.join(tmp, `in-${process.pid}-${Math.random().toString(36).slice(2)}.tar`);
-  fs.writeFileSync(file, tar);
-  const fd = fs.openSync(file, 'r');
-  const parts: Buffer[] = [];
-  try {
-    const report = await buildEstargz(fd, tar.length, async (c) => {
-      parts.push(Buffer.from(c));
-    }, opts);
-    return { blob: Buffer.concat(parts), report };
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(file);
-  }
+function build(tar: Buffer, opts: BuildOptions): Promise<{ blob: Buffer; report: BuildReport }> {
+  return buildBlobFromTar(tmp, tar, opts);
 }
 
 /** Feeds `blob` in pieces of the given sizes (cycled) so member and header boundaries fall anywhere. */

@@ -53,8 +53,9 @@ async function tarOf(files: Array<[string, Buffer]>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
-  return buildBlobFromTar(tmp, tar, chunkSize);
+async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
+  const { blob, report } = await buildBlobFromTar(tmp, tar, { chunkSize, level: 1 });
+  return { blob, tocDigest: report.tocDigest };
 }
 
 /** Gzip members of a blob: compressed offset and length, and where their output starts and ends. */

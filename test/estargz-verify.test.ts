@@ -36,8 +36,9 @@ async function smallTar(files: Array<[string, Buffer]>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
-  return buildBlobFromTar(tmp, tar, chunkSize);
+async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
+  const { blob, report } = await buildBlobFromTar(tmp, tar, { chunkSize, level: 1 });
+  return { blob, tocDigest: report.tocDigest };
 }
 
 /**

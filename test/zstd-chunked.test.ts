@@ -16,7 +16,8 @@ import { Writable } from 'node:stream';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildEstargz, type BuildReport } from '../processors/estargz/build.ts';
+import type { BuildReport } from '../processors/estargz/build.ts';
+import { buildBlobFromTar } from './support/estargz-blob.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { readStoredToc } from '../processors/estargz/run-inspect.ts';
 import { parseToc, serializeToc } from '../processors/estargz/toc.ts';
@@ -33,20 +34,8 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-async function buildZstdChunked(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; report: BuildReport }> {
-  const file = path.join(tmp, `in-${Math.random().toString(36).slice(2)}.tar`);
-  fs.writeFileSync(file, tar);
-  const fd = fs.openSync(file, 'r');
-  const parts: Buffer[] = [];
-  try {
-    const report = await buildEstargz(fd, tar.length, async (c) => {
-      parts.push(Buffer.from(c));
-    }, { chunkSize, compression: 'zstdchunked', level: 1 });
-    return { blob: Buffer.concat(parts), report };
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(file);
-  }
+function buildZstdChunked(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; report: BuildReport }> {
+  return buildBlobFromTar(tmp, tar, { chunkSize, compression: 'zstdchunked', level: 1 });
 }
 
 function pieced(blob: Buffer, pieces: readonly number[]): AsyncIterable<Buffer> {

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { buildEstargz } from '../../processors/estargz/build.ts';
+import { buildEstargz, type BuildOptions, type BuildReport } from '../../processors/estargz/build.ts';
 
 const BLOCK = 512;
 const ESTARGZ_FOOTER_HEAD = Buffer.from('1f8b08040000000000ff1a0053471600', 'hex');
@@ -139,18 +139,19 @@ export function tocJsonOf(blob: Buffer): Buffer {
   return tar.subarray(BLOCK, BLOCK + size);
 }
 
-/** An eStargz blob made by our builder from a tar (written to a file in `dir`), and its TOC digest. */
-export async function buildBlobFromTar(dir: string, tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
-  const file = path.join(dir, `t-${Math.random().toString(36).slice(2)}.tar`);
+/** A blob made by our builder (eStargz or zstd:chunked, per `opts`) from a tar, and its build report. */
+export async function buildBlobFromTar(dir: string, tar: Buffer, opts: BuildOptions): Promise<{ blob: Buffer; report: BuildReport }> {
+  const file = path.join(dir, `in-${process.pid}-${Math.random().toString(36).slice(2)}.tar`);
   fs.writeFileSync(file, tar);
   const fd = fs.openSync(file, 'r');
   const parts: Buffer[] = [];
   try {
     const report = await buildEstargz(fd, tar.length, async (c) => {
       parts.push(Buffer.from(c));
-    }, { chunkSize, level: 1 });
-    return { blob: Buffer.concat(parts), tocDigest: report.tocDigest };
+    }, opts);
+    return { blob: Buffer.concat(parts), report };
   } finally {
     fs.closeSync(fd);
+    fs.rmSync(file);
   }
 }
