@@ -17,8 +17,6 @@ import v8 from 'node:v8';
 import { dropExecutablePages } from '../../src/sys/drop-file-pages.ts';
 import { mallocTrim } from '../../src/sys/malloc-trim.ts';
 
-export { RUNTIME_HEAP_FLAGS, tuneDaemonHeap } from './daemon-heap.ts';
-
 /** Quiet time after the last create/delete before the heap is trimmed. */
 export const TRIM_AFTER_QUIET_MS = 2_000;
 

@@ -13,7 +13,7 @@ import type pino from 'pino';
 /** What the shim logs with: pino's level methods (fields object first, then the message). */
 export type Logger = Pick<pino.Logger, 'debug' | 'info' | 'warn' | 'error' | 'fatal'>;
 
-type Level = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+type Level = keyof Logger;
 
 /**
  * Where the lines go: the write end of one bundle's `log` FIFO. A shim serving several tasks

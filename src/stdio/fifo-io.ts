@@ -24,7 +24,6 @@
  * what we hand over, so they are chowned (regular files are the user's and are left alone).
  */
 import fs from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProcessIo, StdioFd, StdioOwner, StdioRequest } from './process-io.ts';
 import { StdioError } from './process-io.ts';
 import { pipeUnread } from '../sys/pipe-unread.ts';
@@ -77,6 +76,8 @@ export class FifoIo implements ProcessIo {
   #outputKeepers: number[] = [];
   #closed = false;
   #drainTimer: NodeJS.Timeout | undefined;
+  /** outputRead() callers, woken when the drain timer finds every keeper drained (or close()). */
+  #drained: (() => void)[] = [];
 
   private constructor(fds: readonly [StdioFd, StdioFd, StdioFd]) {
     this.fds = fds;
@@ -172,13 +173,21 @@ export class FifoIo implements ProcessIo {
   #stopDrainTimer(): void {
     if (this.#drainTimer !== undefined) clearInterval(this.#drainTimer);
     this.#drainTimer = undefined;
+    for (const wake of this.#drained.splice(0)) wake();
   }
 
+  /** After processExited(): the drain timer above is what watches the keepers; this waits for it. */
   async outputRead(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.#closed && this.unreadOutputBytes() > 0 && Date.now() < deadline) {
-      await sleep(DRAIN_CHECK_MS);
-    }
+    if (this.#drainTimer === undefined) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#drained = this.#drained.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#drained.push(done);
+    });
   }
 
   unreadOutputBytes(): number {

@@ -15,7 +15,7 @@ import type { ProcessEnd } from '../../../src/sys/wait.ts';
 import { readPidFile } from '../runtime/oci-runtime.ts';
 import type { ProcessDeps } from './deps.ts';
 import { ExitLatch } from './exit-latch.ts';
-import { awaitOutputRead, warnUnreadOutput } from './unread-output.ts';
+import { settleOutputAfterExit, warnUnreadOutput } from './unread-output.ts';
 import { assertCan, exitStatusOf, initialState, transition } from './lifecycle.ts';
 import type { ExitInfo, ProcessState } from './lifecycle.ts';
 import { ProcessFinishedError } from './init-process.ts';
@@ -132,8 +132,7 @@ export class ExecProcess {
 
   async #onEnd(end: ProcessEnd): Promise<void> {
     const exitedAt = timestampNow();
-    this.#io?.processExited();
-    await awaitOutputRead(this.#io);
+    await settleOutputAfterExit(this.#io);
     const exit: ExitInfo = { status: exitStatusOf(end), exitedAt };
     this.#state = transition(this.#state, { kind: 'exit', exit });
     this.#runBeforeExit();

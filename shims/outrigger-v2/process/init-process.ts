@@ -29,7 +29,7 @@ import { readPidFile } from '../runtime/oci-runtime.ts';
 import type { CheckpointArgs } from '../runtime/oci-runtime.ts';
 import type { ProcessDeps } from './deps.ts';
 import { ExitLatch } from './exit-latch.ts';
-import { awaitOutputRead, warnUnreadOutput } from './unread-output.ts';
+import { settleOutputAfterExit, warnUnreadOutput } from './unread-output.ts';
 import { assertCan, exitStatusOf, initialState, LifecycleError, transition } from './lifecycle.ts';
 import type { ExitInfo, ProcessState } from './lifecycle.ts';
 
@@ -225,8 +225,7 @@ export class InitProcess {
       // Died while frozen (SIGKILL, OOM): thaw the cgroup so nothing else in it stays stuck.
       await this.#deps.runtime.resume(this.id).catch((err: unknown) => this.#deps.log.debug({ container: this.id, err }, 'resume after exit while paused'));
     }
-    this.#io.processExited();
-    await awaitOutputRead(this.#io);
+    await settleOutputAfterExit(this.#io);
     if (this.#deleted()) return;
     const exit: ExitInfo = { status: exitStatusOf(end), exitedAt };
     this.#state = transition(this.#state, { kind: 'exit', exit });

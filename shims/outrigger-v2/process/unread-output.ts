@@ -17,7 +17,9 @@ import type { Logger } from '../log.ts';
 
 export const EXIT_WAITS_FOR_OUTPUT_MS = 1_000;
 
-export async function awaitOutputRead(io: ProcessIo | undefined): Promise<void> {
+/** The process has exited: let its io release what it can, then wait (bounded) until its output is read. */
+export async function settleOutputAfterExit(io: ProcessIo | undefined): Promise<void> {
+  io?.processExited();
   await io?.outputRead?.(EXIT_WAITS_FOR_OUTPUT_MS);
 }
 
