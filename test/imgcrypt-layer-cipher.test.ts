@@ -9,9 +9,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decryptLayerChunks, generateLayerKeys, LayerCipher, LayerIntegrityError } from '../processors/imgcrypt/layer-cipher.ts';
+import { generateLayerKeys, LayerCipher, LayerDecryptTransform, LayerIntegrityError } from '../processors/imgcrypt/layer-cipher.ts';
 import type { LayerKeyMaterial } from '../processors/imgcrypt/options-json.ts';
 import { builtBinary } from './support/built-binary.ts';
 
@@ -28,15 +29,16 @@ function encrypt(plain: Buffer, cuts: readonly number[]): { ct: Buffer; keys: La
   return { ct: Buffer.concat(parts), keys: { ...fresh, hmac: cipher.finish() } };
 }
 
-async function* chunked(data: Buffer, size: number): AsyncGenerator<Buffer> {
+function* chunked(data: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
-/** Decrypts; returns what was released and the error, if any. */
+/** Decrypts through LayerDecryptTransform (decrypt-image's path); returns what was released and the error, if any. */
 async function decrypt(ct: Buffer, keys: LayerKeyMaterial, chunk: number, holdBytes?: number): Promise<{ out: Buffer; err?: unknown }> {
   const out: Buffer[] = [];
+  const transform = new LayerDecryptTransform(keys, holdBytes !== undefined ? { holdBytes } : {});
   try {
-    for await (const piece of decryptLayerChunks(chunked(ct, chunk), keys, holdBytes !== undefined ? { holdBytes } : {})) out.push(piece);
+    for await (const piece of Readable.from(chunked(ct, chunk), { objectMode: false }).pipe(transform)) out.push(piece as Buffer);
     return { out: Buffer.concat(out) };
   } catch (err) {
     return { out: Buffer.concat(out), err };

@@ -126,21 +126,7 @@ export interface DecryptOptions {
   readonly holdBytes?: number;
 }
 
-/**
- * Plaintext of `ciphertext`, verified: the generator throws LayerIntegrityError at the end, before
- * releasing the held tail, when the HMAC does not match.
- */
-export async function* decryptLayerChunks(ciphertext: AsyncIterable<Buffer>, keys: LayerKeyMaterial, options: DecryptOptions = {}): AsyncGenerator<Buffer> {
-  const decipher = new LayerDecipher(keys);
-  const tail = new HeldTail(options.holdBytes ?? DEFAULT_HOLD_BYTES);
-  for await (const chunk of ciphertext) {
-    for (const ready of tail.push(decipher.update(chunk))) yield ready;
-  }
-  decipher.verify(tail.held);
-  for (const ready of tail.drain()) yield ready;
-}
-
-/** The same as a Transform: the stream errors (and never pushes the tail) on a mismatch. */
+/** Plaintext of the ciphertext written in, verified: the stream errors (and never pushes the held tail) on a mismatch. */
 export class LayerDecryptTransform extends Transform {
   private readonly decipher: LayerDecipher;
   private readonly tail: HeldTail;
