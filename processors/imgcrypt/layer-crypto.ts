@@ -19,7 +19,7 @@ import {
   serializePublicOptions,
   type LayerKeyMaterial,
 } from './options-json.ts';
-import { wrappersForAnnotations } from './scheme-loader.ts';
+import { keyWrappers, wrappersForAnnotations } from './schemes/index.ts';
 
 export interface OpenedLayer extends LayerKeyMaterial {
   /** Scheme whose blob unwrapped (`jwe`, `pkcs7`, …). */
@@ -28,7 +28,7 @@ export interface OpenedLayer extends LayerKeyMaterial {
 
 /**
  * Unwraps the layer key from a descriptor's annotations. Without `wrappers`, only the schemes
- * the layer uses are loaded (scheme-loader.ts: the decoder's start-up cost).
+ * the layer uses are loaded (schemes/index.ts: the decoder's start-up cost).
  */
 export async function openLayer(annotations: Annotations, dc: DecryptConfig, wrappers?: readonly KeyWrapper[]): Promise<OpenedLayer> {
   const pubB64 = annotations[PUBOPTS_ANNOTATION];
@@ -84,7 +84,7 @@ export async function encryptLayerStream(input: Readable, output: Writable, ec: 
   const plaintextDigest = plain.digest();
   const privateOptions = serializePrivateOptions({ symKey: keys.symKey, digest: options.sourceDigest ?? plaintextDigest, cipherOptions: { nonce: keys.nonce } });
   // Encryption wants every scheme that has recipients: all of them, loaded here, not at start-up.
-  const wrapped = await wrapPrivateOptions(ec, privateOptions, options.wrappers ?? (await import('./schemes/index.ts')).keyWrappers());
+  const wrapped = await wrapPrivateOptions(ec, privateOptions, options.wrappers ?? (await keyWrappers()));
   const pubopts = serializePublicOptions({ cipher: CIPHER_AES_256_CTR_HMAC_SHA256, hmac: encrypt.hmac(), cipherOptions: {} });
   return {
     // Key annotations first, then pubopts: the order ocicrypt's encryptLayer fills the map in.

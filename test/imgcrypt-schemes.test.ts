@@ -1,8 +1,8 @@
 /**
- * Decryption loads only the schemes a layer names (scheme-loader.ts); what it returns must be
- * schemes/index.ts's registry filtered to those annotations, in the same order, for every
- * combination — so unwrapping tries the same wrappers in the same order as with the full list,
- * and a scheme added to the registry but not to the loader fails here.
+ * Decryption loads only the schemes a layer names (schemes/index.ts, wrappersForAnnotations);
+ * what it returns must be the whole registry filtered to those annotations, in the same order,
+ * for every combination — so unwrapping tries the same wrappers in the same order as with the
+ * full list.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,13 +10,12 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keysAnnotation } from '../processors/imgcrypt/annotations.ts';
-import { wrappersForAnnotations } from '../processors/imgcrypt/scheme-loader.ts';
-import { keyWrappers } from '../processors/imgcrypt/schemes/index.ts';
+import { keyWrappers, wrappersForAnnotations } from '../processors/imgcrypt/schemes/index.ts';
 
 let dir: string;
 let saved: string | undefined;
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scheme-loader-'));
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'key-schemes-'));
   const config = path.join(dir, 'ocicrypt_keyprovider.conf');
   fs.writeFileSync(config, JSON.stringify({ 'key-providers': { alpha: { cmd: { path: '/bin/true', args: [] } }, beta: { grpc: 'localhost:1' } } }));
   saved = process.env.OCICRYPT_KEYPROVIDER_CONFIG;
@@ -28,9 +27,9 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe('scheme loader', () => {
+describe('key-wrapping scheme registry', () => {
   it('returns the registry’s wrappers for the annotations present, in registry order', async () => {
-    const all = keyWrappers().map((w) => w.annotationId);
+    const all = (await keyWrappers()).map((w) => w.annotationId);
     expect(all).toEqual(['jwe', 'pkcs7', 'pgp', 'provider.alpha', 'provider.beta']);
     const ids = [...all, 'provider.unconfigured', 'futurescheme'];
     await fc.assert(
