@@ -25,6 +25,7 @@
 import { Worker } from 'node:worker_threads';
 import { bindFastCrc32, bindWholeInflate } from './libdeflate.ts';
 import { defineGzipMembers } from './gzip-members.ts';
+import { Wakeup } from '../../src/streams/wakeup.ts';
 
 export interface InflateLimits {
   /** Output buffers (shared) and their size. */
@@ -268,7 +269,7 @@ export class InflateWorker {
   private readonly onFilled: (range: FilledRange) => void;
   private failure: Error | undefined;
   private done: DoneMessage | undefined;
-  private wake: (() => void) | undefined;
+  private readonly wakeup = new Wakeup();
   private closed = false;
 
   constructor(limits: InflateLimits, onFilled: (range: FilledRange) => void) {
@@ -292,10 +293,10 @@ export class InflateWorker {
         }
       } else if (m.inputFree !== undefined) {
         this.inputConsumed(m.inputFree);
-        this.notify();
+        this.wakeup.notify();
       } else if (m.done) {
         this.done = m.done;
-        this.notify();
+        this.wakeup.notify();
       } else if (m.failure) {
         this.fail(new InflateWorkerError(m.failure.message, m.failure.offset));
       }
@@ -327,20 +328,9 @@ export class InflateWorker {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    this.notify();
+    this.wakeup.notify();
   }
 
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private async wait(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.wake = resolve;
-    });
-  }
 
   /** Queues compressed bytes (copied: the caller may reuse `chunk` once this resolves). */
   async push(chunk: Buffer): Promise<void> {
@@ -349,7 +339,7 @@ export class InflateWorker {
       if (this.failure) throw this.failure;
       const slot = this.freeInputs.pop();
       if (slot === undefined) {
-        await this.wait();
+        await this.wakeup.wait();
         continue;
       }
       const input = this.inputs[slot]!;
@@ -379,7 +369,7 @@ export class InflateWorker {
     this.worker.postMessage({ end: true });
     while (this.done === undefined) {
       if (this.failure) throw this.failure;
-      await this.wait();
+      await this.wakeup.wait();
     }
     const d = this.done;
     return {
@@ -396,6 +386,6 @@ export class InflateWorker {
     if (this.closed) return;
     this.closed = true;
     void this.worker.terminate();
-    this.notify();
+    this.wakeup.notify();
   }
 }

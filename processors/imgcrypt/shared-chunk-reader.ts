@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { PIPE_BYTES, readFull } from '../zstd/io.ts';
 import { makePipeBlocking } from '../zstd/pipe-blocking.ts';
 import { growPipe } from '../zstd/pipe-size.ts';
+import { Wakeup } from '../../src/streams/wakeup.ts';
 
 export interface SharedChunk {
   /** Number of the pool buffer holding it (what the HMAC worker is told). */
@@ -32,8 +33,9 @@ export class SharedChunkReader {
   private failure: Error | undefined;
   private stopped = false;
   private fdClosed = false;
-  private wakeConsumer: (() => void) | undefined;
-  private wakeReader: (() => void) | undefined;
+  /** The consumer waits in next() for a filled chunk, the read loop for a free buffer. */
+  private readonly consumer = new Wakeup();
+  private readonly reader = new Wakeup();
   private readonly reading: Promise<void>;
   private stream: AsyncIterator<Buffer> | undefined;
   private leftover: Buffer | undefined;
@@ -60,9 +62,7 @@ export class SharedChunkReader {
       const chunk = this.filled.shift();
       if (chunk) return chunk;
       if (this.eof) return undefined;
-      await new Promise<void>((resolve) => {
-        this.wakeConsumer = resolve;
-      });
+      await this.consumer.wait();
     }
   }
 
@@ -74,19 +74,19 @@ export class SharedChunkReader {
   /** Gives buffer `index` back for refilling. */
   release(index: number): void {
     this.free.push(index);
-    this.wake('reader');
+    this.reader.notify();
   }
 
   /** Makes next() reject with `err` (the HMAC worker died: its buffers never come back). */
   fail(err: Error): void {
     this.failure ??= err;
-    this.wake('consumer');
+    this.consumer.notify();
   }
 
   /** Stops reading and closes a file (after its read in flight; stdin is never closed, and not waited for). */
   async close(): Promise<void> {
     this.stopped = true;
-    this.wake('reader');
+    this.reader.notify();
     if (this.fd === 0) return;
     await this.reading;
     if (!this.fdClosed) {
@@ -95,21 +95,12 @@ export class SharedChunkReader {
     }
   }
 
-  private wake(who: 'reader' | 'consumer'): void {
-    const wake = who === 'reader' ? this.wakeReader : this.wakeConsumer;
-    if (who === 'reader') this.wakeReader = undefined;
-    else this.wakeConsumer = undefined;
-    wake?.();
-  }
-
   private async takeFree(): Promise<number | undefined> {
     for (;;) {
       if (this.stopped) return undefined;
       const index = this.free.shift();
       if (index !== undefined) return index;
-      await new Promise<void>((resolve) => {
-        this.wakeReader = resolve;
-      });
+      await this.reader.wait();
     }
   }
 
@@ -124,7 +115,7 @@ export class SharedChunkReader {
         else this.free.push(index);
         // Only the end of the input leaves a buffer short.
         if (n < buffer.length) this.eof = true;
-        this.wake('consumer');
+        this.consumer.notify();
         if (this.eof) return;
       }
     } catch (err) {

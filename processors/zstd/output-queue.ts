@@ -15,6 +15,7 @@
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { TarBoundaries } from './tar-boundaries.ts';
+import { Wakeup } from '../../src/streams/wakeup.ts';
 
 interface Held {
   readonly buffer: Buffer;
@@ -56,7 +57,7 @@ export class OutputQueue {
   /** Data past the tar boundary had to be written (entry larger than the hold budget). */
   private boundaryPassed = false;
   private failure: Error | undefined;
-  private wake: (() => void) | undefined;
+  private readonly wakeup = new Wakeup();
   private inFlight = 0;
   private readonly onError = (err: Error): void => this.fail(err);
 
@@ -75,20 +76,9 @@ export class OutputQueue {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    this.notify();
+    this.wakeup.notify();
   }
 
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private async wait(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.wake = resolve;
-    });
-  }
 
   private check(): void {
     if (this.failure) throw this.failure;
@@ -110,14 +100,14 @@ export class OutputQueue {
         this.writeOldest();
         continue;
       }
-      await this.wait();
+      await this.wakeup.wait();
     }
   }
 
   /** Returns a buffer that was not filled. */
   release(buffer: Buffer): void {
     this.free.push(buffer);
-    this.notify();
+    this.wakeup.notify();
   }
 
   /** Queues `length` decoded bytes in `buffer`; older chunks get written when nothing holds them. */
@@ -135,7 +125,7 @@ export class OutputQueue {
     this.check();
     this.options.tar?.feed(chunk);
     this.hold({ buffer: chunk, length: chunk.length, pooled: false, start: this.produced });
-    while (this.inFlight > this.options.workingBuffers) await this.wait();
+    while (this.inFlight > this.options.workingBuffers) await this.wakeup.wait();
     this.check();
   }
 
@@ -171,7 +161,7 @@ export class OutputQueue {
       const reuse = (): void => {
         this.inFlight -= 1;
         if (chunk.pooled) this.free.push(chunk.buffer);
-        this.notify();
+        this.wakeup.notify();
       };
       if (read) void read.then(reuse, reuse);
       else reuse();
@@ -181,7 +171,7 @@ export class OutputQueue {
   private async drain(): Promise<void> {
     while (this.inFlight > 0) {
       this.check();
-      await this.wait();
+      await this.wakeup.wait();
     }
     this.check();
   }

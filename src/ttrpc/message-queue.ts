@@ -2,11 +2,13 @@
  * The receive side of one ttrpc stream: messages pushed as Data frames arrive, read with
  * `for await`. Ends when the peer closes its side, or fails with the stream's error.
  */
+import { Wakeup } from '../streams/wakeup.ts';
+
 export class MessageQueue implements AsyncIterable<Uint8Array> {
   readonly #items: Uint8Array[] = [];
   #ended = false;
   #error: Error | undefined;
-  #wake: (() => void) | undefined;
+  readonly #wakeup = new Wakeup();
 
   /** Messages received and not yet read. */
   get size(): number {
@@ -36,9 +38,7 @@ export class MessageQueue implements AsyncIterable<Uint8Array> {
   }
 
   #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#wakeup.notify();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -50,9 +50,7 @@ export class MessageQueue implements AsyncIterable<Uint8Array> {
       }
       if (this.#error) throw this.#error;
       if (this.#ended) return;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
+      await this.#wakeup.wait();
     }
   }
 }
