@@ -16,7 +16,6 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { type CrcOffload, crcMismatch } from './gzip-members.ts';
 
 export interface DigestHandle {
   update(chunk: Buffer): void;
@@ -34,8 +33,6 @@ export interface Digests {
   settle(): Promise<void>;
   /** A promise to wait on when hashing lags behind (bounds the memory held in flight), else undefined. */
   backlog(): Promise<void> | undefined;
-  /** Takes the gzip CRC32 checks off the decoding thread, if this implementation can; settle() reports a mismatch. */
-  readonly crc?: CrcOffload;
   /** A buffer whose bytes can be hashed without copying them (the unpack inflates into these). */
   allocate(size: number): Buffer;
   /**
@@ -89,14 +86,10 @@ export class SyncDigests implements Digests {
 // the batch comes back), data an ArrayBuffer transferred there and back when a record uses it.
 // Records are five int32: [0, id, src, start, end] update(id, bytes[start:end]) where
 // bytes is the batch data (src -1) or shared buffer src; [1, id, 0, 0, 0] end(id), replied as
-// [id, hex]; [2, id, from, 0, 0] id starts as a copy of from's state; [3, 0, src, start, end]
-// CRC32 over bytes as in 0; [4, check, expected | 0, 0, 0] a member ends: a CRC that differs
-// from expected is replied as [check, crc] in \`bad\`, and the CRC starts over.
+// [id, hex]; [2, id, from, 0, 0] id starts as a copy of from's state.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { crc32 } = require('node:zlib');
-let crc = 0;
 const hashes = new Map();
 const shared = [];
 const recordArrays = [];
@@ -108,16 +101,13 @@ parentPort.on('message', (m) => {
   const bytes = data ? Buffer.from(data) : undefined;
   const o = recordArrays[records];
   const done = [];
-  const bad = [];
   for (let i = 0; i < count * 5; i += 5) {
     const kind = o[i], id = o[i + 1];
     if (kind === 0) { const src = o[i + 2]; get(id).update((src < 0 ? bytes : shared[src]).subarray(o[i + 3], o[i + 4])); }
     else if (kind === 1) { done.push(id, get(id).digest('hex')); hashes.delete(id); }
     else if (kind === 2) hashes.set(id, get(o[i + 2]).copy());
-    else if (kind === 3) { const src = o[i + 2]; crc = crc32((src < 0 ? bytes : shared[src]).subarray(o[i + 3], o[i + 4]), crc); }
-    else { if ((crc | 0) !== o[i + 2]) bad.push(id, crc); crc = 0; }
   }
-  parentPort.postMessage({ done, bad, data, records, seq }, data ? [data] : []);
+  parentPort.postMessage({ done, data, records, seq }, data ? [data] : []);
 });
 `;
 
@@ -177,19 +167,6 @@ export class WorkerDigests implements Digests {
   private posted = 0;
   private returned = 0;
   private readonly checkpoints: Array<{ seq: number; resolve: () => void }> = [];
-  /** Per CRC check sent: member offset, trailer offset, expected value. */
-  private readonly crcChecks: number[] = [];
-  private crcFailure: Error | undefined;
-
-  readonly crc: CrcOffload = {
-    update: (chunk) => this.dataOp(3, 0, 0, chunk),
-    expect: (memberOffset, trailerOffset, expected) => {
-      const check = this.crcChecks.length / 3;
-      this.crcChecks.push(memberOffset, trailerOffset, expected);
-      this.op(4, check, expected | 0, 0, 0);
-    },
-  };
-
   /** A free record array for the next batch: a returned one, or a new one shared with the worker. */
   private recordArray(): Int32Array {
     const free = this.freeRecords.pop();
@@ -217,12 +194,8 @@ export class WorkerDigests implements Digests {
     // Numbered in insertion order, as the worker numbers them.
     for (const buffer of this.shared.keys()) worker.postMessage({ share: buffer });
     for (const array of this.recordArrays) worker.postMessage({ recordArray: array.buffer });
-    worker.on('message', ({ done, bad, data, records, seq }: { done: Array<number | string>; bad: number[]; data: ArrayBuffer | undefined; records: number; seq: number }) => {
+    worker.on('message', ({ done, data, records, seq }: { done: Array<number | string>; data: ArrayBuffer | undefined; records: number; seq: number }) => {
       this.inFlight--;
-      if (bad.length > 0 && this.crcFailure === undefined) {
-        const check = bad[0]!;
-        this.crcFailure = crcMismatch(this.crcChecks[check * 3]!, this.crcChecks[check * 3 + 1]!, this.crcChecks[check * 3 + 2]!, bad[1]!);
-      }
       this.returned = seq;
       this.freeRecords.push(records);
       if (data !== undefined && this.freeData.length < 2) this.freeData.push(Buffer.from(data));
@@ -350,8 +323,6 @@ export class WorkerDigests implements Digests {
       });
     }
     if (this.failure) throw new Error(`digest worker failed: ${this.failure.message}`, { cause: this.failure });
-    if (this.crcChecks.length > 0 && this.returned < this.posted) await this.checkpoint();
-    if (this.crcFailure) throw this.crcFailure;
   }
 
   backlog(): Promise<void> | undefined {

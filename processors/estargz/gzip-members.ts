@@ -33,17 +33,6 @@ export interface MemberSink {
 }
 
 /**
- * Takes over the CRC32 checks (a worker reading the same output buffers): the bytes of each
- * member in order, then its trailer's value. A mismatch must surface before the output is
- * released; the decoder itself then no longer checks.
- */
-export interface CrcOffload {
-  update(chunk: Buffer): void;
-  /** The member at `memberOffset` ended; its trailer (at `trailerOffset`) says `expected`. */
-  expect(memberOffset: number, trailerOffset: number, expected: number): void;
-}
-
-/**
  * Where the decoder inflates to when the caller owns the output (useOutput): `buffer[fill..]`,
  * advancing `fill`. The caller swaps in another buffer when it runs full, so decoded bytes are
  * written from where they were inflated, with no copy and no per-step garbage.
@@ -137,8 +126,6 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
     private memberOut = 0;
     private crc = 0;
     /** Who checks the current member's CRC (undefined: we do), and who checks from the next one. */
-    private crcOffload: CrcOffload | undefined;
-    private crcOffloadNext: CrcOffload | undefined;
     /** The inflater consumed all input without filling its output: it may have reached the end. */
     private maybeEnded = false;
     /** See useWholeInflate. */
@@ -198,14 +185,6 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
     }
 
     /**
-     * Hands the CRC32 checks to `offload` from the next member on (called from `memberStart`, it
-     * takes effect for the member starting then).
-     */
-    offloadCrc(offload: CrcOffload): void {
-      this.crcOffloadNext = offload;
-    }
-
-    /**
      * Feeds compressed bytes; synchronous, emits through the sink. Returns how many bytes of
      * `chunk` were consumed: all of them, unless a caller-supplied output space ran full first
      * (then swap in room and push the rest).
@@ -232,7 +211,6 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
           this.maybeEnded = false;
           this.stream.reset();
           this.sink.memberStart(this.memberOffset, header.extra);
-          this.crcOffload = this.crcOffloadNext;
           this.streamMember = false;
           this.roomAsked = false;
           at += header.length;
@@ -254,8 +232,7 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
             if (r.status === 'ok') {
               const chunk = space.buffer.subarray(space.fill, space.fill + r.produced);
               space.fill += r.produced;
-              if (this.crcOffload) this.crcOffload.update(chunk);
-              else this.crc = crc32(chunk, this.crc);
+              this.crc = crc32(chunk, this.crc);
               this.memberOut += r.produced;
               if (r.produced > 0) this.sink.data(chunk);
               at += r.consumed;
@@ -316,8 +293,7 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
         if (produced > 0) {
           const chunk = out.subarray(start, start + produced);
           space.fill = start + produced;
-          if (this.crcOffload) this.crcOffload.update(chunk);
-          else this.crc = crc32(chunk, this.crc);
+          this.crc = crc32(chunk, this.crc);
           this.memberOut += produced;
           this.maybeEnded = false;
           this.sink.data(chunk);
@@ -342,8 +318,7 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
     private checkTrailer(b: Buffer, at: number): void {
       const crc = b.readUInt32LE(at);
       const isize = b.readUInt32LE(at + 4);
-      if (this.crcOffload) this.crcOffload.expect(this.memberOffset, this.position, crc);
-      else if (crc !== this.crc >>> 0) throw crcMismatch(this.memberOffset, this.position, crc, this.crc);
+      if (crc !== this.crc >>> 0) throw crcMismatch(this.memberOffset, this.position, crc, this.crc);
       if (isize !== this.memberOut % 2 ** 32) {
         throw new GzipFormatError(`gzip member at ${this.memberOffset}: length mismatch (trailer ${isize}, data ${this.memberOut})`, this.position);
       }
@@ -373,13 +348,11 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
     }
   }
 
-  return { GzipFormatError, crcMismatch, GzipMemberDecoder };
+  return { GzipFormatError, GzipMemberDecoder };
 }
 
 const members = defineGzipMembers(zlib);
 export const GzipFormatError = members.GzipFormatError;
 export type GzipFormatError = InstanceType<typeof GzipFormatError>;
-/** The message of a CRC mismatch, wherever it is found. */
-export const crcMismatch = members.crcMismatch;
 export const GzipMemberDecoder = members.GzipMemberDecoder;
 export type GzipMemberDecoder = InstanceType<typeof GzipMemberDecoder>;

@@ -330,17 +330,10 @@ async function unpackWith(
   const out = new StagedOutput(write, digests);
   let lastMember = { offset: 0, compressedLength: 0, uncompressedLength: 0 };
   let lastExtra: Buffer | undefined;
-  let crcOffloaded = false;
   const decoder = new GzipMemberDecoder({
     memberStart: (offset, extra) => {
       lastExtra = extra;
       walker.memberBegins(offset);
-      // Once the layer looks like eStargz the hashing worker runs anyway: it checks the CRCs
-      // too, from the same shared buffers, which takes that pass off this thread.
-      if (walker.mode === 'hashing' && digests.crc && !crcOffloaded) {
-        crcOffloaded = true;
-        decoder.offloadCrc(digests.crc);
-      }
     },
     data: (chunk) => {
       walker.data(chunk);
@@ -398,13 +391,7 @@ interface LayerEnd {
 /** The input is decoded: decides what the layer is, verifies it if eStargz, then releases the held tail. */
 async function judge(digests: Digests, walker: TarWalker, end: LayerEnd, release: () => Promise<number>, opts: UnpackOptions): Promise<UnpackResult> {
   const { lastMember, lastExtra } = end;
-  try {
-    // Digests and offloaded CRC checks: a CRC mismatch outranks whatever follows from the bytes.
-    await digests.settle();
-  } catch (err) {
-    if (err instanceof GzipFormatError) throw new UnpackError(err.message, err.offset, { cause: err });
-    throw err;
-  }
+  await digests.settle();
   walker.finish();
   const inputBytes = end.inputBytes;
 
