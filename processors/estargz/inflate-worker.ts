@@ -20,10 +20,10 @@
  *
  * A worker of the single-executable binary has no module files to load, so the worker's code is
  * source text: `inflateWorkerMain`, gzip-members.ts's `defineGzipMembers` and libdeflate.ts's
- * bindings, all written to refer to nothing outside themselves, stringified.
+ * loader and bindings, all written to refer to nothing outside themselves, stringified.
  */
 import { Worker } from 'node:worker_threads';
-import { bindFastCrc32, bindWholeInflate } from './libdeflate.ts';
+import { bindFastCrc32, bindWholeInflate, loadFfiQuietly } from './libdeflate.ts';
 import { defineGzipMembers } from './gzip-members.ts';
 import { Wakeup } from '../../src/streams/wakeup.ts';
 
@@ -110,19 +110,21 @@ interface DoneMessage {
 export function inflateWorkerMain(
   req: (id: string) => unknown,
   defineMembers: typeof defineGzipMembers,
+  loadFfi: typeof loadFfiQuietly,
   bindCrc32: typeof bindFastCrc32,
   bindWhole: typeof bindWholeInflate,
   wholeInputSlack: number,
 ): void {
   const { parentPort, workerData } = req('node:worker_threads') as typeof import('node:worker_threads');
   const zlib = req('node:zlib') as typeof import('node:zlib');
-  const { GzipMemberDecoder, GzipFormatError } = defineMembers(zlib, bindCrc32(zlib));
+  const ffi = loadFfi();
+  const { GzipMemberDecoder, GzipFormatError } = defineMembers(zlib, bindCrc32(zlib, ffi));
   const setup = workerData as WorkerSetup;
   const port = parentPort!;
   const outputs = setup.outputs.map((b) => Buffer.from(b));
   const inputs = setup.inputs.map((b) => Buffer.from(b));
   const { tailHold, minRoom, wholeRoom } = setup;
-  const whole = bindWhole(zlib);
+  const whole = bindWhole(zlib, ffi);
   const wholeInput = wholeRoom + wholeInputSlack;
   /**
    * Compressed input, contiguous (a whole member must be in one piece for libdeflate): slots are
@@ -250,7 +252,7 @@ export function inflateWorkerMain(
   });
 }
 
-const WORKER_SOURCE = `(${inflateWorkerMain.toString()})(require, ${defineGzipMembers.toString()}, ${bindFastCrc32.toString()}, ${bindWholeInflate.toString()}, ${WHOLE_INPUT_SLACK});`;
+const WORKER_SOURCE = `(${inflateWorkerMain.toString()})(require, ${defineGzipMembers.toString()}, ${loadFfiQuietly.toString()}, ${bindFastCrc32.toString()}, ${bindWholeInflate.toString()}, ${WHOLE_INPUT_SLACK});`;
 
 /**
  * The calling thread's side. `onFilled` gets each final range in stream order, from the message

@@ -15,19 +15,28 @@
  */
 export type Crc32 = (data: Uint8Array, value: number) => number;
 
-export function bindFastCrc32(zlib: typeof import('node:zlib')): Crc32 {
+export type Ffi = typeof import('node:ffi');
+
+/**
+ * node:ffi, or undefined where this Node has none. Loading it emits an ExperimentalWarning; the
+ * binary runs with that warning off, but a worker started by other hosts (the tests) would print
+ * it once per unpack: it is expected, so it is kept quiet here.
+ */
+export function loadFfiQuietly(): Ffi | undefined {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = () => {};
+  try {
+    return process.getBuiltinModule('node:ffi') as Ffi | undefined;
+  } catch {
+    return undefined;
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+}
+
+export function bindFastCrc32(zlib: typeof import('node:zlib'), ffi: Ffi | undefined): Crc32 {
   const fallback: Crc32 = (data, value) => zlib.crc32(data, value);
   try {
-    // Loading node:ffi emits an ExperimentalWarning; the binary runs with that warning off, but a
-    // worker started by other hosts (the tests) would print it once per unpack: it is expected.
-    const emitWarning = process.emitWarning;
-    let ffi: typeof import('node:ffi') | undefined;
-    process.emitWarning = () => {};
-    try {
-      ffi = process.getBuiltinModule('node:ffi') as typeof import('node:ffi') | undefined;
-    } finally {
-      process.emitWarning = emitWarning;
-    }
     if (!ffi) return fallback;
     // uint32_t libdeflate_crc32(uint32_t crc, const void *buffer, size_t len)
     const { functions } = ffi.dlopen('libdeflate.so.0', { libdeflate_crc32: { return: 'u32', arguments: ['u32', 'pointer', 'u64'] } } as const);
@@ -65,16 +74,8 @@ export type WholeInflate = (input: Buffer, at: number, out: Buffer, outAt: numbe
  * inflate for any member this does not finish with 'ok', so every error message and every
  * refusal still comes from zlib. Checked on a probe against zlib before use.
  */
-export function bindWholeInflate(zlib: typeof import('node:zlib')): WholeInflate | undefined {
+export function bindWholeInflate(zlib: typeof import('node:zlib'), ffi: Ffi | undefined): WholeInflate | undefined {
   try {
-    const emitWarning = process.emitWarning;
-    let ffi: typeof import('node:ffi') | undefined;
-    process.emitWarning = () => {};
-    try {
-      ffi = process.getBuiltinModule('node:ffi') as typeof import('node:ffi') | undefined;
-    } finally {
-      process.emitWarning = emitWarning;
-    }
     if (!ffi) return undefined;
     const { functions } = ffi.dlopen('libdeflate.so.0', {
       libdeflate_alloc_decompressor: { return: 'pointer', arguments: [] },
