@@ -13,9 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
-import tarStream from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBlobFromTar } from './support/estargz-blob.ts';
+import { buildBlobFromTar, tarOfFiles } from './support/estargz-blob.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { bindFastCrc32, bindWholeInflate, loadFfiQuietly } from '../processors/estargz/libdeflate.ts';
 import { parseFooter } from '../processors/estargz/footer.ts';
@@ -39,18 +38,8 @@ function content(size: number, seed: number): Buffer {
   return b;
 }
 
-async function tarOf(files: Array<[string, Buffer]>): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Buffer);
-  })();
-  pack.entry({ name: 'd/', type: 'directory', mode: 0o755, mtime: new Date(1_700_000_000_000) });
-  for (const [name, data] of files) pack.entry({ name, mode: 0o644, mtime: new Date(1_700_000_000_000) }, data);
-  pack.entry({ name: 'd/empty', mode: 0o644, mtime: new Date(1_700_000_000_000) }, Buffer.alloc(0));
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
+function tarOf(files: Array<[string, Buffer]>): Promise<Buffer> {
+  return tarOfFiles(files, [{ header: { name: 'd/empty', mode: 0o644, mtime: new Date(1_700_000_000_000) }, content: Buffer.alloc(0) }]);
 }
 
 async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {

@@ -8,9 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import tarStream from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildBlobFromTar } from './support/estargz-blob.ts';
+import { buildBlobFromTar, tarOfFiles } from './support/estargz-blob.ts';
 import { encodeFooter, encodeLegacyFooter, parseFooter } from '../processors/estargz/footer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { GzipMemberDecoder } from '../processors/estargz/gzip-members.ts';
@@ -22,18 +21,8 @@ import { TAIL_HOLD, unpackLayer, UnpackError } from '../processors/estargz/unpac
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'estargz-verify-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function smallTar(files: Array<[string, Buffer]>): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Buffer);
-  })();
-  pack.entry({ name: 'd/', type: 'directory', mode: 0o755, mtime: new Date(1_700_000_000_000) });
-  for (const [name, content] of files) pack.entry({ name, mode: 0o644, mtime: new Date(1_700_000_000_000) }, content);
-  pack.entry({ name: 'd/l', type: 'symlink', linkname: 'a' });
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
+function smallTar(files: Array<[string, Buffer]>): Promise<Buffer> {
+  return tarOfFiles(files, [{ header: { name: 'd/l', type: 'symlink', linkname: 'a' } }]);
 }
 
 async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {

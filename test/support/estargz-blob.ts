@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import tarStream from 'tar-stream';
 import { buildEstargz, type BuildOptions, type BuildReport } from '../../processors/estargz/build.ts';
 
 const BLOCK = 512;
@@ -154,4 +155,23 @@ export async function buildBlobFromTar(dir: string, tar: Buffer, opts: BuildOpti
     fs.closeSync(fd);
     fs.rmSync(file);
   }
+}
+
+/** A tar written by tar-stream: directory `d/`, then `files` (regular, 0644), then `trailer` entries. */
+export async function tarOfFiles(files: ReadonlyArray<readonly [string, Buffer]>, trailer: ReadonlyArray<{ header: Parameters<ReturnType<typeof tarStream.pack>["entry"]>[0]; content?: Buffer }>): Promise<Buffer> {
+  const mtime = new Date(1_700_000_000_000);
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of pack) chunks.push(c as Buffer);
+  })();
+  pack.entry({ name: 'd/', type: 'directory', mode: 0o755, mtime });
+  for (const [name, data] of files) pack.entry({ name, mode: 0o644, mtime }, data);
+  for (const { header, content } of trailer) {
+    if (content === undefined) pack.entry(header);
+    else pack.entry(header, content);
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
 }
