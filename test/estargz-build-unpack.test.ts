@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import tarStream from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BuildOptions, BuildReport } from '../processors/estargz/build.ts';
-import { buildBlobFromTar } from './support/estargz-blob.ts';
+import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { encodeFooter, encodeLegacyFooter, parseFooter } from '../processors/estargz/footer.ts';
 import { readStoredToc } from '../processors/estargz/run-inspect.ts';
 import { parseToc, type TocEntry } from '../processors/estargz/toc.ts';
@@ -24,7 +24,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'estargz-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function build(tar: Buffer, opts: BuildOptions): Promise<{ blob: Buffer; report: BuildReport }> {
-  return buildBlobFromTar(tmp, tar, opts);
+  return buildEstargzBuffer(tar, opts);
 }
 
 /** Feeds `blob` in pieces of the given sizes (cycled) so member and header boundaries fall anywhere. */

@@ -8,13 +8,11 @@
  * input (toc-ahead.ts).
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBlobFromTar, tarOfFiles } from './support/estargz-blob.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tarOfFiles } from './support/estargz-blob.ts';
+import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { bindFastCrc32, bindWholeInflate, loadFfiQuietly } from '../processors/estargz/libdeflate.ts';
 import { parseFooter } from '../processors/estargz/footer.ts';
@@ -24,8 +22,6 @@ import { parseToc } from '../processors/estargz/toc.ts';
 import { TAIL_HOLD, unpackLayer, UnpackError, type UnpackResult } from '../processors/estargz/unpack.ts';
 import { pinnedBinary } from './support/built-binary.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'estargz-worker-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Bytes that compress a little (so members differ in size) and never repeat a long pattern. */
 function content(size: number, seed: number): Buffer {
@@ -43,7 +39,7 @@ function tarOf(files: Array<[string, Buffer]>): Promise<Buffer> {
 }
 
 async function build(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; tocDigest: string }> {
-  const { blob, report } = await buildBlobFromTar(tmp, tar, { chunkSize, level: 1 });
+  const { blob, report } = await buildEstargzBuffer(tar, { chunkSize, level: 1 });
   return { blob, tocDigest: report.tocDigest };
 }
 

@@ -17,7 +17,7 @@ import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BuildReport } from '../processors/estargz/build.ts';
-import { buildBlobFromTar } from './support/estargz-blob.ts';
+import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { readStoredToc } from '../processors/estargz/run-inspect.ts';
 import { parseToc, serializeToc } from '../processors/estargz/toc.ts';
@@ -35,7 +35,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 function buildZstdChunked(tar: Buffer, chunkSize: number): Promise<{ blob: Buffer; report: BuildReport }> {
-  return buildBlobFromTar(tmp, tar, { chunkSize, compression: 'zstdchunked', level: 1 });
+  return buildEstargzBuffer(tar, { chunkSize, compression: 'zstdchunked', level: 1 });
 }
 
 function pieced(blob: Buffer, pieces: readonly number[]): AsyncIterable<Buffer> {

@@ -3,15 +3,12 @@
  * and gzip members, so a test can put names, TOC JSON or footers into a blob that no builder
  * (ours included) would write. Layout as in ../../shared/reference/estargz.md: one gzip member
  * per entry (tar header + payload), then a member with the tar entry stargz.index.json and the
- * end-of-archive blocks, then the 51-byte footer pointing at that member. buildBlobFromTar
- * makes a well-formed blob with our builder instead.
+ * end-of-archive blocks, then the 51-byte footer pointing at that member. tarOfFiles writes a
+ * small tar for our builder (processors/estargz/build-buffer.ts) to turn into a well-formed blob.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import tarStream from 'tar-stream';
-import { buildEstargz, type BuildOptions, type BuildReport } from '../../processors/estargz/build.ts';
 
 const BLOCK = 512;
 const ESTARGZ_FOOTER_HEAD = Buffer.from('1f8b08040000000000ff1a0053471600', 'hex');
@@ -138,23 +135,6 @@ export function tocJsonOf(blob: Buffer): Buffer {
   const tar = zlib.gunzipSync(blob.subarray(at, blob.length - FOOTER_SIZE));
   const size = Number.parseInt(tar.toString('latin1', 124, 136).replace(/\0.*$/, '').trim(), 8);
   return tar.subarray(BLOCK, BLOCK + size);
-}
-
-/** A blob made by our builder (eStargz or zstd:chunked, per `opts`) from a tar, and its build report. */
-export async function buildBlobFromTar(dir: string, tar: Buffer, opts: BuildOptions): Promise<{ blob: Buffer; report: BuildReport }> {
-  const file = path.join(dir, `in-${process.pid}-${Math.random().toString(36).slice(2)}.tar`);
-  fs.writeFileSync(file, tar);
-  const fd = fs.openSync(file, 'r');
-  const parts: Buffer[] = [];
-  try {
-    const report = await buildEstargz(fd, tar.length, async (c) => {
-      parts.push(Buffer.from(c));
-    }, opts);
-    return { blob: Buffer.concat(parts), report };
-  } finally {
-    fs.closeSync(fd);
-    fs.rmSync(file);
-  }
 }
 
 /** A tar written by tar-stream: directory `d/`, then `files` (regular, 0644), then `trailer` entries. */
