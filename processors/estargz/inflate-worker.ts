@@ -198,10 +198,21 @@ export function inflateWorkerMain(
     }
   }
 
+  /**
+   * The decoder asked for room and no buffer was free: the rotation is owed before the decoder
+   * runs again (pushed first, it would take the room as given and stream the member through zlib).
+   */
+  let rotationOwed = false;
+  function rotateOrOwe(): boolean {
+    rotationOwed = !rotate();
+    return !rotationOwed;
+  }
+
   /** Runs until it needs more input or a free output buffer (then a message resumes it). */
   function pump(): void {
     if (stopped) return;
     try {
+      if (rotationOwed && !rotateOrOwe()) return;
       for (;;) {
         takeInput();
         const last = ending && queue.length === 0;
@@ -211,18 +222,18 @@ export function inflateWorkerMain(
           if (arenaStart === arenaEnd) {
             arenaStart = 0;
             arenaEnd = 0;
-            if (space.buffer.length - space.fill < minRoom && !rotate()) return;
+            if (space.buffer.length - space.fill < minRoom && !rotateOrOwe()) return;
           } else if (decoder.wantsInput) {
             if (queue.length === 0) return;
             if (arenaEnd - arenaStart + queue[0]!.len > arena.length) throw new Error('internal: the inflate worker input arena is too small');
-          } else if (!rotate()) {
+          } else if (!rotateOrOwe()) {
             return;
           }
           continue;
         }
         if (!last) return;
         while (!decoder.end()) {
-          if (!rotate()) return;
+          if (!rotateOrOwe()) return;
         }
         stopped = true;
         const done: DoneMessage = {
@@ -255,9 +266,11 @@ export function inflateWorkerMain(
 const WORKER_SOURCE = `(${inflateWorkerMain.toString()})(require, ${defineGzipMembers.toString()}, ${loadFfiQuietly.toString()}, ${bindFastCrc32.toString()}, ${bindWholeInflate.toString()}, ${WHOLE_INPUT_SLACK});`;
 
 /**
- * The calling thread's side. `onFilled` gets each final range in stream order, from the message
- * handler; the buffer goes back to the worker with release(). push() and end() reject once the
- * worker failed (InflateWorkerError for bad input).
+ * The calling thread's side. The worker thread boots as soon as this is constructed, which may
+ * be well before the input is known (unpack.ts's prestart); `start()` then names the handler
+ * that gets each final range in stream order, from the message handler, and must come before the
+ * first push(). A range's buffer goes back to the worker with release(). push() and end() reject
+ * once the worker failed (InflateWorkerError for bad input).
  */
 export class InflateWorker {
   private readonly worker: Worker;
@@ -268,14 +281,13 @@ export class InflateWorker {
   private readonly recent: Array<{ slot: number; start: number; len: number; consumed: boolean }> = [];
   private readonly retained: number;
   private pushed = 0;
-  private readonly onFilled: (range: FilledRange) => void;
+  private onFilled: ((range: FilledRange) => void) | undefined;
   private failure: Error | undefined;
   private done: DoneMessage | undefined;
   private readonly wakeup = new Wakeup();
   private closed = false;
 
-  constructor(limits: InflateLimits, onFilled: (range: FilledRange) => void) {
-    this.onFilled = onFilled;
+  constructor(limits: InflateLimits) {
     this.retained = limits.retainedSlots;
     const outputs = Array.from({ length: limits.outputBuffers }, () => new SharedArrayBuffer(limits.outputBytes));
     const inputs = Array.from({ length: limits.inputSlots }, () => new SharedArrayBuffer(limits.inputBytes));
@@ -284,11 +296,11 @@ export class InflateWorker {
     for (let i = inputs.length - 1; i >= 0; i--) this.freeInputs.push(i);
     const workerData: WorkerSetup = { outputs, inputs, tailHold: limits.tailHold, minRoom: limits.minRoom, wholeRoom: limits.wholeRoom };
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
-    this.worker.unref();
     this.worker.on('message', (m: { filled?: number; end?: number; boundaries?: number[]; inputFree?: number; done?: DoneMessage; failure?: { message: string; offset: number } }) => {
       if (this.closed) return;
       if (m.filled !== undefined) {
         try {
+          if (!this.onFilled) throw new Error('internal: the inflate worker reported output before start()');
           this.onFilled({ index: m.filled, buffer: this.outputs[m.filled]!, end: m.end!, boundaries: m.boundaries! });
         } catch (err) {
           this.fail(err as Error);
@@ -307,6 +319,18 @@ export class InflateWorker {
     this.worker.on('exit', (code) => {
       if (!this.closed) this.fail(new InflateWorkerError(`inflate worker exited (code ${code}) before the end of the layer`, -1));
     });
+    // Until start(), an idle worker must not keep the process alive (a prestarted one that the
+    // run never used: a usage error, a zstd layer). After it, the worker's messages are what the
+    // unpack awaits, so it holds the event loop open as any pending I/O would. (Adding a
+    // 'message' listener refs a worker again: this comes after the listeners.)
+    this.worker.unref();
+  }
+
+  /** Names the handler of the final ranges; once, before the first push(). */
+  start(onFilled: (range: FilledRange) => void): void {
+    if (this.onFilled) throw new Error('internal: an inflate worker serves one unpack');
+    this.onFilled = onFilled;
+    this.worker.ref();
   }
 
   /** The worker is done with `slot`; the oldest slots beyond the retained ones become free. */

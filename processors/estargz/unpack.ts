@@ -10,7 +10,7 @@
  */
 import { type Digests, SyncDigests } from './digests.ts';
 import { GzipFormatError, GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
-import { type FilledRange, InflateWorker, InflateWorkerError } from './inflate-worker.ts';
+import { type FilledRange, type InflateLimits, InflateWorker, InflateWorkerError } from './inflate-worker.ts';
 import { readTocAhead, type TocAhead } from './toc-ahead.ts';
 import { type Footer, parseFooter } from './footer.ts';
 import { TarWalker } from './tar-walker.ts';
@@ -197,6 +197,36 @@ const WORKER_STAGE_BUFFERS = 4;
 const WORKER_STAGE_BYTES = 8 << 20;
 const WHOLE_ROOM = (4 << 20) + (256 << 10);
 
+const WORKER_LIMITS: InflateLimits = {
+  outputBuffers: WORKER_STAGE_BUFFERS,
+  outputBytes: WORKER_STAGE_BYTES,
+  wholeRoom: WHOLE_ROOM,
+  inputSlots: INPUT_SLOTS,
+  inputBytes: INPUT_BYTES,
+  retainedSlots: RETAINED_SLOTS,
+  tailHold: TAIL_HOLD,
+  minRoom: MIN_ROOM,
+};
+
+let prestarted: InflateWorker | undefined;
+
+/**
+ * Boots the inflate worker ahead of the first unpack, for a process that is known to be about to
+ * run one (the CLI, once it sees `estargz unpack`). Why: the worker's boot (its isolate, its code,
+ * libdeflate's probes: ~25 ms) was serial work between reading the first input and inflating
+ * it; started here it overlaps the CLI's own start-up. An unused worker is unref'd: it does not
+ * keep the process alive.
+ */
+export function prestartInflateWorker(): void {
+  prestarted ??= new InflateWorker(WORKER_LIMITS);
+}
+
+function takeInflateWorker(): InflateWorker {
+  const worker = prestarted ?? new InflateWorker(WORKER_LIMITS);
+  prestarted = undefined;
+  return worker;
+}
+
 /**
  * The processor's path: inflate on a worker, tar walk and sha256 here (see UnpackOptions.digests
  * and inflate-worker.ts). Each final range is written first (the write runs in the thread pool)
@@ -250,8 +280,8 @@ async function unpackOnWorker(
     );
     pending.add(tracked);
   };
-  const inflater = new InflateWorker(
-    { outputBuffers: WORKER_STAGE_BUFFERS, outputBytes: WORKER_STAGE_BYTES, wholeRoom: WHOLE_ROOM, inputSlots: INPUT_SLOTS, inputBytes: INPUT_BYTES, retainedSlots: RETAINED_SLOTS, tailHold: TAIL_HOLD, minRoom: MIN_ROOM },
+  const inflater = takeInflateWorker();
+  inflater.start(
     (range) => {
       if (stopped) return;
       // Written before it is walked: the write runs in the thread pool meanwhile.

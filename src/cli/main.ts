@@ -27,6 +27,14 @@ function isDirectShimRun(args: readonly string[]): boolean {
   return args[0] === 'shim' && !args.includes('--help') && !args.includes('--');
 }
 
+/**
+ * `estargz unpack`, the tar+gzip stream processor: its inflate worker boots while commander
+ * parses, rather than after (processors/estargz/unpack.ts, prestartInflateWorker).
+ */
+function isLayerUnpackRun(args: readonly string[]): boolean {
+  return args[0] === 'estargz' && args[1] === 'unpack' && !args.includes('--help') && !args.includes('-h');
+}
+
 /** What a shell reports for a writer killed by SIGPIPE (128 + 13), as `yes | true` shows. */
 const EXIT_BROKEN_PIPE = 141;
 
@@ -61,6 +69,10 @@ async function main(): Promise<number> {
       const { runShim } = await import('../../shims/outrigger-v2/main.ts');
       await runShim(invocation.args.slice(1));
       return ExitCode.ok;
+    }
+    if (isLayerUnpackRun(invocation.args)) {
+      const { prestartInflateWorker } = await import('../../processors/estargz/unpack.ts');
+      prestartInflateWorker();
     }
     return await runCommandTree(invocation.args);
   } catch (err) {
