@@ -48,20 +48,28 @@ export interface InflateLimits {
   wholeRoom: number;
   /** A buffer with less room than this is swapped after an input chunk (tiny inflate steps cost per call). */
   minRoom: number;
+  /** Output reported as soon as this much of a buffer is final, before the buffer is full. */
+  reportBytes: number;
 }
 
-/** Part of the output that is final: `buffer[0..end)`, following the previous range in the stream. */
+/**
+ * Part of the output that is final: `buffer[start..end)`, following the previous range in the
+ * stream. A buffer is reported in several ranges as it fills (each starting where the previous
+ * one of that buffer ended, the first at 0); the one with `last` set is its final range.
+ */
 export interface FilledRange {
-  /** Hand back with release() once done with the bytes. */
+  /** Hand back with release() once done with the bytes of its last range. */
   index: number;
   buffer: Buffer;
+  start: number;
   end: number;
+  last: boolean;
   /** Member starts in or at the end of this range: flat pairs [compressed offset, output offset]. */
   boundaries: number[];
 }
 
 export interface InflateEnd {
-  /** The last buffer: `buffer[0..fill)` follows the last range; it ends with the held tail. */
+  /** The last buffer: `buffer[start..end)` follows the last range; it ends with the held tail. */
   last: FilledRange;
   members: number;
   compressedBytes: number;
@@ -86,6 +94,7 @@ interface WorkerSetup {
   tailHold: number;
   minRoom: number;
   wholeRoom: number;
+  reportBytes: number;
 }
 
 /** Input wanted past a member body's start before libdeflate tries it (compressed chunk + slack). */
@@ -93,6 +102,8 @@ const WHOLE_INPUT_SLACK = 64 * 1024;
 
 interface DoneMessage {
   final: number;
+  /** Where the final buffer's unreported bytes start, and its fill. */
+  reported: number;
   fill: number;
   boundaries: number[];
   members: number;
@@ -104,7 +115,7 @@ interface DoneMessage {
 /**
  * The worker's code. Messages in: { input: slot, len } (compressed bytes in that input slot),
  * { free: index } (an output buffer may be reused), { end: true }. Messages out:
- * { inputFree: slot }, { filled: index, end, boundaries }, { done: DoneMessage },
+ * { inputFree: slot }, { filled: index, start, end, last, boundaries }, { done: DoneMessage },
  * { failure: { message, offset } }. Runs only as source text: no references outside itself.
  */
 export function inflateWorkerMain(
@@ -123,7 +134,7 @@ export function inflateWorkerMain(
   const port = parentPort!;
   const outputs = setup.outputs.map((b) => Buffer.from(b));
   const inputs = setup.inputs.map((b) => Buffer.from(b));
-  const { tailHold, minRoom, wholeRoom } = setup;
+  const { tailHold, minRoom, wholeRoom, reportBytes } = setup;
   const whole = bindWhole(zlib, ffi);
   const wholeInput = wholeRoom + wholeInputSlack;
   /**
@@ -161,6 +172,29 @@ export function inflateWorkerMain(
   let ending = false;
   let stopped = false;
 
+  /** Where the current buffer's unreported bytes start. */
+  let reported = 0;
+
+  /** Reports current[reported..end): final output and the member starts up to its end. */
+  function report(end: number, last: boolean): void {
+    let k = 0;
+    while (k < boundaries.length && boundaries[k + 1]! <= base + end) k += 2;
+    const sent = boundaries.slice(0, k);
+    boundaries = boundaries.slice(k);
+    port.postMessage({ filled: current, start: reported, end, last, boundaries: sent });
+    reported = end;
+  }
+
+  /**
+   * Reports what is final of the current buffer once it is reportBytes past the last report:
+   * the caller hashes and writes while this buffer fills, rather than all 8 MiB when it is full,
+   * and the last of the layer is not left to do after the end of the input.
+   */
+  function reportProgress(): void {
+    const end = space.fill - tailHold;
+    if (end - reported >= reportBytes) report(end, false);
+  }
+
   /** Reports all of the current buffer but its newest tailHold bytes and continues in a free one; false if none is free. */
   function rotate(): boolean {
     const fill = space.fill;
@@ -169,13 +203,10 @@ export function inflateWorkerMain(
     if (next === undefined) return false;
     outputs[current]!.copy(outputs[next]!, 0, fill - tailHold, fill);
     const end = fill - tailHold;
-    let k = 0;
-    while (k < boundaries.length && boundaries[k + 1]! <= base + end) k += 2;
-    const sent = boundaries.slice(0, k);
-    boundaries = boundaries.slice(k);
-    port.postMessage({ filled: current, end, boundaries: sent });
+    report(end, true);
     base += end;
     current = next;
+    reported = 0;
     space.buffer = outputs[next]!;
     space.fill = tailHold;
     return true;
@@ -219,6 +250,7 @@ export function inflateWorkerMain(
         if (last) decoder.lastInput();
         if (arenaStart < arenaEnd) {
           arenaStart += decoder.push(arena.subarray(arenaStart, arenaEnd));
+          reportProgress();
           if (arenaStart === arenaEnd) {
             arenaStart = 0;
             arenaEnd = 0;
@@ -238,6 +270,7 @@ export function inflateWorkerMain(
         stopped = true;
         const done: DoneMessage = {
           final: current,
+          reported,
           fill: space.fill,
           boundaries,
           members: decoder.members,
@@ -294,14 +327,14 @@ export class InflateWorker {
     this.outputs = outputs.map((b) => Buffer.from(b));
     this.inputs = inputs.map((b) => Buffer.from(b));
     for (let i = inputs.length - 1; i >= 0; i--) this.freeInputs.push(i);
-    const workerData: WorkerSetup = { outputs, inputs, tailHold: limits.tailHold, minRoom: limits.minRoom, wholeRoom: limits.wholeRoom };
+    const workerData: WorkerSetup = { outputs, inputs, tailHold: limits.tailHold, minRoom: limits.minRoom, wholeRoom: limits.wholeRoom, reportBytes: limits.reportBytes };
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
-    this.worker.on('message', (m: { filled?: number; end?: number; boundaries?: number[]; inputFree?: number; done?: DoneMessage; failure?: { message: string; offset: number } }) => {
+    this.worker.on('message', (m: { filled?: number; start?: number; end?: number; last?: boolean; boundaries?: number[]; inputFree?: number; done?: DoneMessage; failure?: { message: string; offset: number } }) => {
       if (this.closed) return;
       if (m.filled !== undefined) {
         try {
           if (!this.onFilled) throw new Error('internal: the inflate worker reported output before start()');
-          this.onFilled({ index: m.filled, buffer: this.outputs[m.filled]!, end: m.end!, boundaries: m.boundaries! });
+          this.onFilled({ index: m.filled, buffer: this.outputs[m.filled]!, start: m.start!, end: m.end!, last: m.last!, boundaries: m.boundaries! });
         } catch (err) {
           this.fail(err as Error);
         }
@@ -399,7 +432,7 @@ export class InflateWorker {
     }
     const d = this.done;
     return {
-      last: { index: d.final, buffer: this.outputs[d.final]!, end: d.fill, boundaries: d.boundaries },
+      last: { index: d.final, buffer: this.outputs[d.final]!, start: d.reported, end: d.fill, last: true, boundaries: d.boundaries },
       members: d.members,
       compressedBytes: d.compressedBytes,
       lastMember: { offset: d.lastMember[0], compressedLength: d.lastMember[1], uncompressedLength: d.lastMember[2] },

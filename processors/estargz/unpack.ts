@@ -15,7 +15,7 @@ import { readTocAhead, type TocAhead } from './toc-ahead.ts';
 import { type Footer, parseFooter } from './footer.ts';
 import { TarWalker } from './tar-walker.ts';
 import { parseToc, sha256Digest, TocError } from './toc.ts';
-import { verifyToc, VerifyError, type VerifySummary } from './verify-toc.ts';
+import { TocVerifier, VerifyError, type VerifySummary } from './verify-toc.ts';
 
 /** Bytes of output held back until the layer is judged: the tar's two end-of-archive blocks. */
 export const TAIL_HOLD = 1024;
@@ -196,6 +196,11 @@ const RETAINED_SLOTS = 5;
 const WORKER_STAGE_BUFFERS = 4;
 const WORKER_STAGE_BYTES = 8 << 20;
 const WHOLE_ROOM = (4 << 20) + (256 << 10);
+/**
+ * The worker reports output every 1 MiB rather than per full 8 MiB buffer: hashing and writing
+ * follow the inflate closely, so less is left for after the end of the input.
+ */
+const REPORT_BYTES = 1 << 20;
 
 const WORKER_LIMITS: InflateLimits = {
   outputBuffers: WORKER_STAGE_BUFFERS,
@@ -206,6 +211,7 @@ const WORKER_LIMITS: InflateLimits = {
   retainedSlots: RETAINED_SLOTS,
   tailHold: TAIL_HOLD,
   minRoom: MIN_ROOM,
+  reportBytes: REPORT_BYTES,
 };
 
 let prestarted: InflateWorker | undefined;
@@ -245,11 +251,11 @@ async function unpackOnWorker(
   let failure: unknown;
   let stopped = false;
   const pending = new Set<Promise<void>>();
-  const walk = (range: FilledRange, end: number): void => {
-    const { buffer, boundaries } = range;
+  const walk = (range: FilledRange): void => {
+    const { buffer, boundaries, start, end } = range;
     // Output offset of buffer[0]: every range continues where the previous one ended.
-    const base = walked;
-    let at = 0;
+    const base = walked - start;
+    let at = start;
     for (let k = 0; k < boundaries.length; k += 2) {
       const rel = boundaries[k + 1]! - base;
       if (rel > at) walker.data(buffer.subarray(at, rel));
@@ -259,9 +265,9 @@ async function unpackOnWorker(
     if (end > at) walker.data(buffer.subarray(at, end));
     walked = base + end;
   };
-  const emit = (buffer: Buffer, length: number, done: () => void): void => {
-    written += length;
-    const result = length > 0 ? write(buffer.subarray(0, length)) : undefined;
+  const emit = (buffer: Buffer, start: number, end: number, done: () => void): void => {
+    written += end - start;
+    const result = end > start ? write(buffer.subarray(start, end)) : undefined;
     if (!(result instanceof Promise)) {
       done();
       return;
@@ -280,25 +286,46 @@ async function unpackOnWorker(
     );
     pending.add(tracked);
   };
+  /** Per output buffer: writes of its ranges in flight, and whether its last range was walked. */
+  const writing: number[] = [];
+  const lastWalked: boolean[] = [];
+  const releaseIfDone = (index: number): void => {
+    if (!lastWalked[index] || (writing[index] ?? 0) > 0) return;
+    lastWalked[index] = false;
+    inflater.release(index);
+  };
+  /**
+   * Once the TOC has been read ahead: the walked entries checked against it as they complete,
+   * so that little is left to check after the last byte. Dropped at its first failure (the
+   * judgement then checks from the start and reports as a single pass would).
+   */
+  let checkedAhead: TocVerifier | undefined;
+  const checkAhead = (): void => {
+    if (!checkedAhead) return;
+    try {
+      // The newest entry may still be streaming; every one before it is complete.
+      checkedAhead.advance(walker.entries, walker.entries.length - 1);
+    } catch {
+      checkedAhead = undefined;
+    }
+  };
   const inflater = takeInflateWorker();
-  inflater.start(
-    (range) => {
-      if (stopped) return;
-      // Written before it is walked: the write runs in the thread pool meanwhile.
-      let walkedHere = false;
-      let writtenOut = false;
-      const done = (): void => {
-        if (walkedHere && writtenOut) inflater.release(range.index);
-      };
-      emit(range.buffer, range.end, () => {
-        writtenOut = true;
-        done();
-      });
-      walk(range, range.end);
-      walkedHere = true;
-      done();
-    },
-  );
+  inflater.start((range) => {
+    if (stopped) return;
+    const { index } = range;
+    // Written before it is walked: the write runs in the thread pool meanwhile.
+    writing[index] = (writing[index] ?? 0) + 1;
+    emit(range.buffer, range.start, range.end, () => {
+      writing[index]!--;
+      releaseIfDone(index);
+    });
+    walk(range);
+    checkAhead();
+    if (range.last) {
+      lastWalked[index] = true;
+      releaseIfDone(index);
+    }
+  });
   const settle = async (): Promise<void> => {
     while (pending.size > 0) await Promise.race(pending);
   };
@@ -316,6 +343,10 @@ async function unpackOnWorker(
       const footer = parseFooter(tail.bytes);
       const tocInput = footer ? inflater.inputFrom(footer.tocOffset) : undefined;
       if (footer && tocInput) tocAhead = await readTocAhead(footer, tocInput);
+      if (tocAhead) {
+        checkedAhead = new TocVerifier(tocAhead.toc, walker.memberStarts);
+        checkAhead();
+      }
       last = await inflater.end();
       if (failure !== undefined) throw failure;
     } catch (err) {
@@ -324,14 +355,14 @@ async function unpackOnWorker(
       if (err instanceof InflateWorkerError) throw new UnpackError(err.message, err.offset, { cause: err });
       throw err;
     }
-    // The last buffer: walked whole, written but for the held tail.
-    const { buffer, end } = last.last;
-    walk(last.last, end);
-    const held = Math.min(end, TAIL_HOLD);
-    emit(buffer, end - held, () => {});
-    const info: LayerEnd = { lastMember: last.lastMember, lastExtra: last.lastExtra, tail: tail.bytes, inputBytes: last.compressedBytes, members: last.members, tocAhead };
+    // The last buffer's unreported bytes: walked whole, written but for the held tail.
+    const { buffer, start, end } = last.last;
+    walk(last.last);
+    const held = Math.min(end - start, TAIL_HOLD);
+    emit(buffer, start, end - held, () => {});
+    const info: LayerEnd = { lastMember: last.lastMember, lastExtra: last.lastExtra, tail: tail.bytes, inputBytes: last.compressedBytes, members: last.members, tocAhead, checkedAhead };
     const release = async (): Promise<number> => {
-      emit(buffer.subarray(end - held), held, () => {});
+      emit(buffer, end - held, end, () => {});
       await settle();
       if (failure !== undefined) throw failure;
       return written;
@@ -416,6 +447,8 @@ interface LayerEnd {
   members: number;
   /** The TOC as read ahead from the compressed input; used only if its bytes are the stream's. */
   tocAhead?: TocAhead | undefined;
+  /** Entries already checked against tocAhead's TOC (as far as its position). */
+  checkedAhead?: TocVerifier | undefined;
 }
 
 /** The input is decoded: decides what the layer is, verifies it if eStargz, then releases the held tail. */
@@ -445,13 +478,19 @@ async function judge(digests: Digests, walker: TarWalker, end: LayerEnd, release
       throw new UnpackError(`the layer is not eStargz (no footer in its last ${Math.min(51, inputBytes)} bytes) but TOC digest ${opts.tocDigest} was required`, inputBytes);
     }
   } else {
-    result = { ...result, ...verifyStargz(walker, footer, opts, end.tocAhead) };
+    result = { ...result, ...verifyStargz(walker, footer, opts, end.tocAhead, end.checkedAhead) };
   }
   const outputBytes = await release();
   return { ...result, outputBytes };
 }
 
-function verifyStargz(walker: TarWalker, footer: Footer, opts: UnpackOptions, tocAhead: TocAhead | undefined): Pick<UnpackResult, 'format' | 'tocDigest' | 'verified'> {
+function verifyStargz(
+  walker: TarWalker,
+  footer: Footer,
+  opts: UnpackOptions,
+  tocAhead: TocAhead | undefined,
+  checkedAhead: TocVerifier | undefined,
+): Pick<UnpackResult, 'format' | 'tocDigest' | 'verified'> {
   const kind = footer.kind === 'estargz' ? 'eStargz' : 'legacy stargz';
   if (walker.problem !== undefined) {
     throw new UnpackError(`${kind} layer with a bad layout: ${walker.problem}`, footer.tocOffset);
@@ -476,7 +515,9 @@ function verifyStargz(walker: TarWalker, footer: Footer, opts: UnpackOptions, to
     throw new UnpackError(`${kind}: entries follow stargz.index.json in the tar stream`, footer.tocOffset);
   }
   try {
-    const verified = verifyToc(ahead?.toc ?? parseToc(toc.content), data, walker.memberStarts);
+    // Entries checked while streaming count only if they were checked against these very bytes.
+    const verifier = ahead !== undefined && checkedAhead !== undefined && checkedAhead.position <= data.length ? checkedAhead : new TocVerifier(ahead?.toc ?? parseToc(toc.content), walker.memberStarts);
+    const verified = verifier.finish(data);
     return { format: footer.kind === 'estargz' ? 'estargz' : 'legacy-stargz', tocDigest, verified };
   } catch (err) {
     if (err instanceof VerifyError || err instanceof TocError) {

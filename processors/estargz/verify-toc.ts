@@ -12,6 +12,7 @@
  * packing) cannot be hashed on its own in a single pass; its position is checked and its bytes
  * are covered by the file's whole `digest`, which is then required.
  */
+import { isAscii } from 'node:buffer';
 import type { TocEntry, Toc } from './toc.ts';
 import type { Segment, WalkedEntry } from './tar-walker.ts';
 
@@ -25,7 +26,9 @@ export class VerifyError extends Error {
 const EMPTY_SHA256 = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-function utf8OrUndefined(b: Buffer): string | undefined {
+/** The name as text when it is valid UTF-8 (ASCII, by far the common case, without a decoder call). */
+function nameOrUndefined(b: Buffer): string | undefined {
+  if (isAscii(b)) return b.toString('latin1');
   try {
     return strictUtf8.decode(b);
   } catch {
@@ -54,82 +57,139 @@ interface Piece {
   end: number;
 }
 
+/**
+ * The check, resumable: `advance` verifies the walked entries up to a bound as they complete
+ * (the unpack runs it while the layer still streams, against the TOC read ahead), `finish`
+ * verifies the rest and the totals. The first failure throws and stays: later calls throw it
+ * again. Entries are checked in the same order either way, so the first failure is the same one
+ * a single pass finds.
+ */
+export class TocVerifier {
+  private readonly toc: Toc;
+  private readonly memberStarts: ReadonlyMap<number, number>;
+  private readonly summary: VerifySummary = { entries: 0, files: 0, chunks: 0, chunkDigestsChecked: 0, chunksCoveredByFileDigest: 0 };
+  /** Next TOC entry and next walked entry. */
+  private i = 0;
+  private w = 0;
+  private failure: VerifyError | undefined;
+
+  constructor(toc: Toc, memberStarts: ReadonlyMap<number, number>) {
+    this.toc = toc;
+    this.memberStarts = memberStarts;
+  }
+
+  /** Walked entries checked so far. */
+  get position(): number {
+    return this.w;
+  }
+
+  /** Checks TOC entries against walked[position..upTo); the entries before `upTo` must be complete (hashed). */
+  advance(walked: readonly WalkedEntry[], upTo: number): void {
+    if (this.failure) throw this.failure;
+    try {
+      this.run(walked, Math.min(upTo, walked.length));
+    } catch (err) {
+      if (err instanceof VerifyError) this.failure = err;
+      throw err;
+    }
+  }
+
+  /** Checks everything left: every TOC entry must have had its walked entry and the other way round. */
+  finish(walked: readonly WalkedEntry[]): VerifySummary {
+    this.advance(walked, walked.length);
+    const entries = this.toc.entries;
+    if (this.i < entries.length) {
+      const entry = entries[this.i]!;
+      this.fail(
+        entry.type === 'chunk'
+          ? `${describe(entry, this.i)}: a chunk entry without a regular file before it`
+          : `${describe(entry, this.i)}: the tar stream has no entry for it (only ${walked.length} entries before the TOC)`,
+      );
+    }
+    if (this.w !== walked.length) {
+      const extra = walked[this.w]!;
+      this.fail(`the tar entry ${JSON.stringify(extra.name.toString('utf8'))} at tar offset ${extra.headerOffset} is not in the TOC`);
+    }
+    return this.summary;
+  }
+
+  private fail(message: string): never {
+    this.failure = new VerifyError(message);
+    throw this.failure;
+  }
+
+  private run(walked: readonly WalkedEntry[], upTo: number): void {
+    const { summary, memberStarts } = this;
+    const entries = this.toc.entries;
+    while (this.i < entries.length && this.w < upTo) {
+      const i = this.i;
+      const entry = entries[i]!;
+      if (entry.type === 'chunk') throw new VerifyError(`${describe(entry, i)}: a chunk entry without a regular file before it`);
+      const tar = walked[this.w]!;
+      // Built only for a message: this loop runs for every entry of every layer.
+      const where = (): string => `${describe(entry, i)} (tar offset ${tar.headerOffset})`;
+      const tarName = nameOrUndefined(tar.name);
+      if (tarName !== undefined && tarName !== entry.name) {
+        throw new VerifyError(`${where()}: the tar entry there is named ${JSON.stringify(tarName)}`);
+      }
+      if (tar.type !== entry.type) throw new VerifyError(`${where()}: type ${entry.type} in the TOC, ${tar.type} in the tar`);
+      if (entry.type === 'symlink' || entry.type === 'hardlink') {
+        const link = nameOrUndefined(tar.linkName);
+        if (link !== undefined && link !== (entry.linkName ?? '')) {
+          throw new VerifyError(`${where()}: link target ${JSON.stringify(entry.linkName ?? '')} in the TOC, ${JSON.stringify(link)} in the tar`);
+        }
+      }
+      // A file's chunk entries follow it: they are consumed with it, so a file is checked whole.
+      let next = i + 1;
+      while (next < entries.length && entries[next]!.type === 'chunk') next++;
+      this.i = next;
+      this.w++;
+      summary.entries++;
+      if (entry.type !== 'reg') continue;
+      summary.files++;
+      const size = entry.size ?? 0;
+      if (size !== tar.size) throw new VerifyError(`${where()}: size ${size} in the TOC, ${tar.size} in the tar`);
+      if (size === 0) {
+        if (entry.digest !== undefined && entry.digest !== EMPTY_SHA256) throw new VerifyError(`${where()}: empty file with digest ${entry.digest}`);
+        continue;
+      }
+      if (tar.digest === undefined) throw new VerifyError(`${where()}: internal: the file's content was not hashed`);
+      if (entry.digest !== undefined && entry.digest !== tar.digest) {
+        throw new VerifyError(`${where()}: file digest mismatch: TOC says ${entry.digest}, content is ${tar.digest}`);
+      }
+      // The file's pieces: the reg entry itself, then its chunk entries.
+      const pieces: Piece[] = [];
+      for (let k = i; k < next; k++) {
+        const e = entries[k]!;
+        const start = e.chunkOffset ?? 0;
+        const end = e.chunkSize ? start + e.chunkSize : k + 1 < next ? (entries[k + 1]!.chunkOffset ?? 0) : size;
+        pieces.push({ entry: e, index: k, start, end });
+      }
+      let expect = 0;
+      for (const p of pieces) {
+        if (p.start !== expect || p.end <= p.start) {
+          throw new VerifyError(`${describe(p.entry, p.index)}: chunk covers file bytes ${p.start}-${p.end - 1}, expected one starting at ${expect}`);
+        }
+        expect = p.end;
+      }
+      if (expect !== size) {
+        // A single piece whose chunkSize differs from the size is still a whole file when nothing
+        // follows (Go: a reg entry counts as chunked only if 0 < chunkSize < size).
+        const only = pieces.length === 1 && pieces[0]!.entry.chunkSize !== undefined && pieces[0]!.entry.chunkSize >= size;
+        if (!only) throw new VerifyError(`${where()}: chunks end at ${expect}, the file has ${size} bytes`);
+        pieces[0]!.end = size;
+      }
+      for (const p of pieces) {
+        summary.chunks++;
+        checkPiece(p, tar, memberStarts, summary, entry.digest !== undefined);
+      }
+    }
+  }
+}
+
+/** Checks every walked entry against the TOC in one pass (TocVerifier from start to finish). */
 export function verifyToc(toc: Toc, walked: readonly WalkedEntry[], memberStarts: ReadonlyMap<number, number>): VerifySummary {
-  const summary: VerifySummary = { entries: 0, files: 0, chunks: 0, chunkDigestsChecked: 0, chunksCoveredByFileDigest: 0 };
-  let w = 0;
-  let i = 0;
-  const entries = toc.entries;
-  while (i < entries.length) {
-    const entry = entries[i]!;
-    const at = i;
-    if (entry.type === 'chunk') throw new VerifyError(`${describe(entry, i)}: a chunk entry without a regular file before it`);
-    const tar = walked[w];
-    if (!tar) throw new VerifyError(`${describe(entry, i)}: the tar stream has no entry for it (only ${walked.length} entries before the TOC)`);
-    // Built only for a message: this loop runs for every entry of every layer.
-    const index = i;
-    const where = (): string => `${describe(entry, index)} (tar offset ${tar.headerOffset})`;
-    const tarName = utf8OrUndefined(tar.name);
-    if (tarName !== undefined && tarName !== entry.name) {
-      throw new VerifyError(`${where()}: the tar entry there is named ${JSON.stringify(tarName)}`);
-    }
-    if (tar.type !== entry.type) throw new VerifyError(`${where()}: type ${entry.type} in the TOC, ${tar.type} in the tar`);
-    if (entry.type === 'symlink' || entry.type === 'hardlink') {
-      const link = utf8OrUndefined(tar.linkName);
-      if (link !== undefined && link !== (entry.linkName ?? '')) {
-        throw new VerifyError(`${where()}: link target ${JSON.stringify(entry.linkName ?? '')} in the TOC, ${JSON.stringify(link)} in the tar`);
-      }
-    }
-    i++;
-    w++;
-    summary.entries++;
-    if (entry.type !== 'reg') continue;
-    summary.files++;
-    const size = entry.size ?? 0;
-    if (size !== tar.size) throw new VerifyError(`${where()}: size ${size} in the TOC, ${tar.size} in the tar`);
-    if (size === 0) {
-      if (entry.digest !== undefined && entry.digest !== EMPTY_SHA256) throw new VerifyError(`${where()}: empty file with digest ${entry.digest}`);
-      continue;
-    }
-    if (tar.digest === undefined) throw new VerifyError(`${where()}: internal: the file's content was not hashed`);
-    if (entry.digest !== undefined && entry.digest !== tar.digest) {
-      throw new VerifyError(`${where()}: file digest mismatch: TOC says ${entry.digest}, content is ${tar.digest}`);
-    }
-    // The file's pieces: the reg entry itself, then its chunk entries.
-    const group: Array<{ entry: TocEntry; index: number }> = [{ entry, index: at }];
-    while (i < entries.length && entries[i]!.type === 'chunk') {
-      group.push({ entry: entries[i]!, index: i });
-      i++;
-    }
-    const pieces: Piece[] = group.map((g, k) => {
-      const start = g.entry.chunkOffset ?? 0;
-      const next = group[k + 1];
-      const end = g.entry.chunkSize ? start + g.entry.chunkSize : next ? (next.entry.chunkOffset ?? 0) : size;
-      return { entry: g.entry, index: g.index, start, end };
-    });
-    let expect = 0;
-    for (const p of pieces) {
-      if (p.start !== expect || p.end <= p.start) {
-        throw new VerifyError(`${describe(p.entry, p.index)}: chunk covers file bytes ${p.start}-${p.end - 1}, expected one starting at ${expect}`);
-      }
-      expect = p.end;
-    }
-    if (expect !== size) {
-      // A single piece whose chunkSize differs from the size is still a whole file when nothing
-      // follows (Go: a reg entry counts as chunked only if 0 < chunkSize < size).
-      const only = pieces.length === 1 && pieces[0]!.entry.chunkSize !== undefined && pieces[0]!.entry.chunkSize >= size;
-      if (!only) throw new VerifyError(`${where()}: chunks end at ${expect}, the file has ${size} bytes`);
-      pieces[0]!.end = size;
-    }
-    for (const p of pieces) {
-      summary.chunks++;
-      checkPiece(p, tar, memberStarts, summary, entry.digest !== undefined);
-    }
-  }
-  if (w !== walked.length) {
-    const extra = walked[w]!;
-    throw new VerifyError(`the tar entry ${JSON.stringify(extra.name.toString('utf8'))} at tar offset ${extra.headerOffset} is not in the TOC`);
-  }
-  return summary;
+  return new TocVerifier(toc, memberStarts).finish(walked);
 }
 
 function checkPiece(p: Piece, tar: WalkedEntry, memberStarts: ReadonlyMap<number, number>, summary: VerifySummary, hasFileDigest: boolean): void {
