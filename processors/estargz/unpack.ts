@@ -201,6 +201,8 @@ const WHOLE_ROOM = (4 << 20) + (256 << 10);
  * follow the inflate closely, so less is left for after the end of the input.
  */
 const REPORT_BYTES = 1 << 20;
+/** Entries checked against the TOC read ahead per output range (~1 ms of work). */
+const CHECK_AHEAD_BATCH = 1000;
 
 const WORKER_LIMITS: InflateLimits = {
   outputBuffers: WORKER_STAGE_BUFFERS,
@@ -297,14 +299,16 @@ async function unpackOnWorker(
   /**
    * Once the TOC has been read ahead: the walked entries checked against it as they complete,
    * so that little is left to check after the last byte. Dropped at its first failure (the
-   * judgement then checks from the start and reports as a single pass would).
+   * judgement then checks from the start and reports as a single pass would). At most
+   * CHECK_AHEAD_BATCH entries per step: a step runs between output ranges, and a long one would
+   * leave the worker without a free buffer.
    */
   let checkedAhead: TocVerifier | undefined;
   const checkAhead = (): void => {
     if (!checkedAhead) return;
     try {
       // The newest entry may still be streaming; every one before it is complete.
-      checkedAhead.advance(walker.entries, walker.entries.length - 1);
+      checkedAhead.advance(walker.entries, Math.min(walker.entries.length - 1, checkedAhead.position + CHECK_AHEAD_BATCH));
     } catch {
       checkedAhead = undefined;
     }
@@ -343,10 +347,7 @@ async function unpackOnWorker(
       const footer = parseFooter(tail.bytes);
       const tocInput = footer ? inflater.inputFrom(footer.tocOffset) : undefined;
       if (footer && tocInput) tocAhead = await readTocAhead(footer, tocInput);
-      if (tocAhead) {
-        checkedAhead = new TocVerifier(tocAhead.toc, walker.memberStarts);
-        checkAhead();
-      }
+      if (tocAhead) checkedAhead = new TocVerifier(tocAhead.toc, walker.memberStarts);
       last = await inflater.end();
       if (failure !== undefined) throw failure;
     } catch (err) {
