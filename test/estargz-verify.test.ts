@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { tarOfFiles } from './support/estargz-blob.ts';
+import { assembleEstargz, tarOfFiles } from './support/estargz-blob.ts';
 import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { encodeFooter, encodeLegacyFooter, parseFooter } from '../processors/estargz/footer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
@@ -291,5 +291,27 @@ describe('estargz unpack verification', () => {
     expect(result.verified!.chunkDigestsChecked).toBe(result.verified!.chunks);
     expect(Buffer.concat(parts).equals(zlib.gunzipSync(blob))).toBe(true);
     expect(result.outputBytes).toBe(zlib.gunzipSync(blob).length);
+  });
+  it('refuses a layer with a second stargz.index.json entry before the TOC, on both unpack paths', async () => {
+    // Upstream's builder drops input entries of that name, and the walker hashes none: a look-alike
+    // is refused by name, before any digest is compared.
+    const { blob, tar } = assembleEstargz([
+      { name: 'a', content: Buffer.from('a\n') },
+      { name: 'stargz.index.json', content: Buffer.from('{"version":1,"entries":[]}') },
+      { name: 'b', content: Buffer.from('b\n') },
+    ]);
+    const single = await tryUnpack(blob);
+    expect(single.error).toBeInstanceOf(UnpackError);
+    expect(single.error!.message).toMatch(/a second stargz\.index\.json entry, at tar offset 1024, before the TOC/);
+    expect(single.out.length).toBeLessThanOrEqual(tar.length - TAIL_HOLD);
+    const parts: Buffer[] = [];
+    const onWorker = await unpackLayer((async function* () {
+      yield blob;
+    })(), (c) => {
+      parts.push(Buffer.from(c));
+    }).catch((err: unknown) => err);
+    expect(onWorker).toBeInstanceOf(UnpackError);
+    expect((onWorker as Error).message).toBe(single.error!.message);
+    expect(Buffer.concat(parts).length).toBeLessThanOrEqual(tar.length - TAIL_HOLD);
   });
 });

@@ -14,8 +14,10 @@ import { type FilledRange, type InflateLimits, InflateWorker, InflateWorkerError
 import { readTocAhead, type TocAhead } from './toc-ahead.ts';
 import { type Footer, parseFooter } from './footer.ts';
 import { TarWalker } from './tar-walker.ts';
-import { parseToc, sha256Digest, TocError } from './toc.ts';
+import { parseToc, sha256Digest, TOC_NAME, TocError } from './toc.ts';
 import { TocVerifier, VerifyError, type VerifySummary } from './verify-toc.ts';
+
+const TOC_NAME_BYTES = Buffer.from(TOC_NAME);
 
 /** Bytes of output held back until the layer is judged: the tar's two end-of-archive blocks. */
 export const TAIL_HOLD = 1024;
@@ -514,6 +516,12 @@ function verifyStargz(
   const data = walker.entries.filter((e) => e.headerOffset < toc.headerOffset);
   if (data.length !== walker.entries.length - 1) {
     throw new UnpackError(`${kind}: entries follow stargz.index.json in the tar stream`, footer.tocOffset);
+  }
+  // Upstream's builder drops input entries of that name; a second one is a TOC look-alike (and,
+  // as the walker hashes no entry of that name, one the check below could not compare).
+  const lookAlike = data.find((e) => e.name.equals(TOC_NAME_BYTES));
+  if (lookAlike) {
+    throw new UnpackError(`${kind}: a second stargz.index.json entry, at tar offset ${lookAlike.headerOffset}, before the TOC`, footer.tocOffset);
   }
   try {
     // Entries checked while streaming count only if they were checked against these very bytes.
