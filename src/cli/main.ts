@@ -29,7 +29,7 @@ function isDirectShimRun(args: readonly string[]): boolean {
 
 /**
  * `estargz unpack`, the tar+gzip stream processor: its inflate worker boots while commander
- * parses, rather than after (processors/estargz/unpack.ts, prestartInflateWorker).
+ * parses, rather than after (processors/estargz/unpack.ts, prepareUnpackProcess).
  */
 function isLayerUnpackRun(args: readonly string[]): boolean {
   return args[0] === 'estargz' && args[1] === 'unpack' && !args.includes('--help') && !args.includes('-h');
@@ -71,8 +71,8 @@ async function main(): Promise<number> {
       return ExitCode.ok;
     }
     if (isLayerUnpackRun(invocation.args)) {
-      const { prestartInflateWorker } = await import('../../processors/estargz/unpack.ts');
-      prestartInflateWorker();
+      const { prepareUnpackProcess } = await import('../../processors/estargz/unpack.ts');
+      prepareUnpackProcess();
     }
     return await runCommandTree(invocation.args);
   } catch (err) {
