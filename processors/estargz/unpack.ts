@@ -8,7 +8,6 @@
  * the output is never complete unless verification passed; containerd's diff_id check then
  * fails on any cut stream even if it misses our exit status.
  */
-import { setFlagsFromString } from 'node:v8';
 import { type Digests, SyncDigests } from './digests.ts';
 import { GzipFormatError, GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
 import { type FilledRange, type InflateLimits, InflateWorker, InflateWorkerError } from './inflate-worker.ts';
@@ -223,18 +222,12 @@ let prestarted: InflateWorker | undefined;
 
 /**
  * Readies a process that is known to be about to run one unpack (the CLI, once it sees
- * `estargz unpack`), before its own start-up is done:
- * - The inflate worker boots now. Its boot (its isolate, its code, libdeflate's probes: ~25 ms)
- *   was serial work between reading the first input and inflating it; started here it overlaps
- *   the CLI's start-up. An unused worker is unref'd: it does not keep the process alive.
- * - V8 stops at Maglev, its middle optimizing tier. The unpack's JavaScript is small loops around
- *   native calls (libdeflate, sha256, write), and in a run of half a second TurboFan's compiles
- *   on V8's background threads cost more CPU than their code saved: 16 interleaved runs on the
- *   200 MB bench layer, 521 → 509 ms median, 0.83 → 0.86 of plain gunzip. The flag is
- *   process-wide (the worker's isolate too), which is why only this command sets it.
+ * `estargz unpack`), before its own start-up is done: the inflate worker boots now. Its boot
+ * (its isolate, its code, libdeflate's probes: ~25 ms) was serial work between reading the first
+ * input and inflating it; started here it overlaps the CLI's start-up. An unused worker is
+ * unref'd: it does not keep the process alive.
  */
 export function prepareUnpackProcess(): void {
-  setFlagsFromString('--max-opt=2');
   prestarted ??= new InflateWorker(WORKER_LIMITS);
 }
 
