@@ -14,7 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tarOfFiles } from './support/estargz-blob.ts';
 import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
-import { bindFastCrc32, bindWholeInflate, loadFfiQuietly } from '../processors/estargz/libdeflate.ts';
+import { bindFastCrc32, bindGzipMemberInflate, bindWholeInflate, loadFfiQuietly } from '../processors/estargz/libdeflate.ts';
 import { parseFooter } from '../processors/estargz/footer.ts';
 import { GzipMemberDecoder, type OutputSpace, type WholeMemberInflate } from '../processors/estargz/gzip-members.ts';
 import { readTocAhead } from '../processors/estargz/toc-ahead.ts';
@@ -213,6 +213,34 @@ describe('libdeflate bindings (when the host has libdeflate.so.0)', () => {
     // Shared memory, as the inflate worker's buffers are.
     const shared = Buffer.from(new SharedArrayBuffer(1 << 16)).fill(0x5a);
     expect(crc(shared, 0)).toBe(zlib.crc32(shared) >>> 0);
+  });
+
+  it('decodes exactly one whole gzip member into a buffer of its size, and refuses anything else', () => {
+    const inflate = bindGzipMemberInflate(zlib, loadFfiQuietly());
+    expect(inflate).toBeDefined();
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40_000 }), fc.integer({ min: 0, max: 9 }), fc.nat(), fc.option(fc.nat(), { nil: undefined }), (size, level, seed, flip) => {
+        const data = content(size, seed);
+        const member = zlib.gzipSync(data, { level });
+        const out = Buffer.alloc(size);
+        expect(inflate!(member, out)).toBe(size);
+        expect(out.equals(data)).toBe(true);
+        // The output must be exactly the member's size, and the input exactly one member.
+        expect(inflate!(member, Buffer.alloc(size + 1))).toBeUndefined();
+        if (size > 1) expect(inflate!(member, Buffer.alloc(size - 1))).toBeUndefined();
+        expect(inflate!(Buffer.concat([member, member]), Buffer.alloc(size))).toBeUndefined();
+        if (flip !== undefined) {
+          // A changed byte is refused, or it fell in a header field that does not matter (mtime,
+          // OS) and the same bytes come out.
+          const bad = Buffer.from(member);
+          bad[flip % bad.length]! ^= 0x10;
+          const again = Buffer.alloc(size);
+          const n = inflate!(bad, again);
+          if (n !== undefined) expect(again.equals(data)).toBe(true);
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 

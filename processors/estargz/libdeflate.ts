@@ -113,3 +113,53 @@ export function bindWholeInflate(zlib: typeof import('node:zlib'), ffi: Ffi | un
     return undefined;
   }
 }
+
+/**
+ * Decodes one complete gzip member (header, deflate data, CRC32 and ISIZE checked by libdeflate)
+ * into `out`, which must be exactly its size: the bytes it produced, or undefined when the member
+ * is not exactly that (bad data, a different size, trailing bytes) and the caller should fall
+ * back to zlib, whose errors are the ones reported.
+ */
+export type GzipMemberInflate = (member: Buffer, out: Buffer) => number | undefined;
+
+/**
+ * libdeflate's gzip decompressor, for the TOC read ahead on the calling thread (toc-ahead.ts):
+ * the TOC member of a 63k-entry layer is 22 MB of JSON, 40 ms through zlib, and that work holds
+ * up the thread that walks and hashes the stream. Undefined without libdeflate. Checked on a
+ * probe against zlib before use.
+ */
+export function bindGzipMemberInflate(zlib: typeof import('node:zlib'), ffi: Ffi | undefined): GzipMemberInflate | undefined {
+  try {
+    if (!ffi) return undefined;
+    const { functions } = ffi.dlopen('libdeflate.so.0', {
+      libdeflate_alloc_decompressor: { return: 'pointer', arguments: [] },
+      // enum libdeflate_result libdeflate_gzip_decompress_ex(struct libdeflate_decompressor *,
+      //   const void *in, size_t in_nbytes, void *out, size_t out_nbytes_avail,
+      //   size_t *actual_in_nbytes_ret, size_t *actual_out_nbytes_ret)
+      libdeflate_gzip_decompress_ex: { return: 'i32', arguments: ['pointer', 'pointer', 'u64', 'pointer', 'u64', 'pointer', 'pointer'] },
+    } as const);
+    const decompressor = (functions.libdeflate_alloc_decompressor as () => bigint)();
+    if (!decompressor) return undefined;
+    const decompress = functions.libdeflate_gzip_decompress_ex as (d: bigint, input: Uint8Array, inLen: bigint, out: Uint8Array, outLen: bigint, inRet: Uint8Array, outRet: Uint8Array) => number;
+    const sizes = new BigUint64Array(2);
+    const inRet = new Uint8Array(sizes.buffer, 0, 8);
+    const outRet = new Uint8Array(sizes.buffer, 8, 8);
+    const inflate: GzipMemberInflate = (member, out) => {
+      if (member.length === 0 || out.length === 0) return undefined;
+      const result = decompress(decompressor, member, BigInt(member.length), out, BigInt(out.length), inRet, outRet);
+      // Success only: the whole member consumed and the output exactly filled.
+      if (result !== 0 || Number(sizes[0]) !== member.length || Number(sizes[1]) !== out.length) return undefined;
+      return out.length;
+    };
+    const text = Buffer.from('outrigger: libdeflate must decode the gzip members zlib writes, '.repeat(40));
+    const probe = zlib.gzipSync(text);
+    const out = Buffer.alloc(text.length);
+    if (inflate(probe, out) !== text.length || !out.equals(text)) return undefined;
+    const corrupt = Buffer.from(probe);
+    corrupt[corrupt.length - 5]! ^= 1; // a CRC32 byte
+    if (inflate(corrupt, Buffer.alloc(text.length)) !== undefined) return undefined;
+    return inflate;
+  } catch {
+    return undefined;
+  }
+}

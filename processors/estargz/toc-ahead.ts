@@ -14,7 +14,9 @@
  * other than a plain stargz.index.json entry, an invalid TOC) just means no result, and the
  * unpack judges the layer from the stream as before, with its own error messages.
  */
+import zlib from 'node:zlib';
 import { decodeBasicHeader } from '../../src/tar/header.ts';
+import { bindGzipMemberInflate, type GzipMemberInflate, loadFfiQuietly } from './libdeflate.ts';
 import type { Footer } from './footer.ts';
 import { GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
 import { parseToc, sha256Digest, TOC_NAME, type Toc } from './toc.ts';
@@ -47,23 +49,17 @@ function yieldToEvents(): Promise<void> {
 export async function readTocAhead(footer: Footer, input: Buffer): Promise<TocAhead | undefined> {
   const member = input.subarray(0, input.length - footer.size);
   if (member.length <= 0) return undefined;
-  // The TOC member is a header block, the content, padding and the end marker: decode the header
-  // into a block-sized space, then exactly the content into a buffer of its size.
+  // The TOC member is a header block, the content, padding and the end marker.
   let content: Buffer;
   try {
-    const decoder = new GzipMemberDecoder({ memberStart() {}, data() {}, memberEnd() {} });
-    const space: OutputSpace = { buffer: Buffer.alloc(BLOCK), fill: 0 };
-    decoder.useOutput(space);
-    let at = decoder.push(member);
-    if (space.fill < BLOCK) return undefined;
-    const header = decodeBasicHeader(space.buffer, 0);
-    if ((header.typeflag !== '0' && header.typeflag !== '\0') || !header.name.equals(TOC_NAME_BYTES)) return undefined;
-    if (header.size === 0 || header.size > AHEAD_MAX_BYTES) return undefined;
-    content = Buffer.allocUnsafe(header.size);
-    space.buffer = content;
-    space.fill = 0;
-    while (at < member.length && space.fill < content.length) at += decoder.push(member.subarray(at));
-    if (space.fill < content.length) return undefined;
+    const whole = wholeMemberContent(member);
+    if (whole !== undefined) {
+      content = whole;
+    } else {
+      const streamed = streamedMemberContent(member);
+      if (streamed === undefined) return undefined;
+      content = streamed;
+    }
   } catch {
     return undefined;
   }
@@ -75,4 +71,48 @@ export async function readTocAhead(footer: Footer, input: Buffer): Promise<TocAh
   } catch {
     return undefined;
   }
+}
+
+/** The TOC entry's content when `out` (a decoded TOC member) starts with a plain stargz.index.json header. */
+function contentOf(out: Buffer): Buffer | undefined {
+  if (out.length < BLOCK) return undefined;
+  const header = decodeBasicHeader(out, 0);
+  if ((header.typeflag !== '0' && header.typeflag !== '\0') || !header.name.equals(TOC_NAME_BYTES)) return undefined;
+  if (header.size === 0 || header.size > AHEAD_MAX_BYTES || BLOCK + header.size > out.length) return undefined;
+  return out.subarray(BLOCK, BLOCK + header.size);
+}
+
+let gzipMember: GzipMemberInflate | null | undefined;
+
+/**
+ * The member decoded at once by libdeflate into a buffer of the size its trailer states, capped
+ * before anything is allocated; undefined without libdeflate or when the member is not exactly
+ * that (then the streaming decoder below has the last word).
+ */
+function wholeMemberContent(member: Buffer): Buffer | undefined {
+  gzipMember ??= bindGzipMemberInflate(zlib, loadFfiQuietly()) ?? null;
+  if (!gzipMember || member.length < 18) return undefined;
+  const isize = member.readUInt32LE(member.length - 4);
+  if (isize < BLOCK || isize > AHEAD_MAX_BYTES + 64 * 1024) return undefined;
+  const out = Buffer.allocUnsafe(isize);
+  if (gzipMember(member, out) === undefined) return undefined;
+  return contentOf(out);
+}
+
+/** The member through zlib: the header block first, then exactly the content into a buffer of its size. */
+function streamedMemberContent(member: Buffer): Buffer | undefined {
+  const decoder = new GzipMemberDecoder({ memberStart() {}, data() {}, memberEnd() {} });
+  const space: OutputSpace = { buffer: Buffer.alloc(BLOCK), fill: 0 };
+  decoder.useOutput(space);
+  let at = decoder.push(member);
+  if (space.fill < BLOCK) return undefined;
+  const header = decodeBasicHeader(space.buffer, 0);
+  if ((header.typeflag !== '0' && header.typeflag !== '\0') || !header.name.equals(TOC_NAME_BYTES)) return undefined;
+  if (header.size === 0 || header.size > AHEAD_MAX_BYTES) return undefined;
+  const content = Buffer.allocUnsafe(header.size);
+  space.buffer = content;
+  space.fill = 0;
+  while (at < member.length && space.fill < content.length) at += decoder.push(member.subarray(at));
+  if (space.fill < content.length) return undefined;
+  return content;
 }
