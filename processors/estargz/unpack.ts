@@ -351,6 +351,9 @@ async function unpackOnWorker(
       if (footer && tocInput) tocAhead = await readTocAhead(footer, tocInput);
       if (tocAhead) checkedAhead = new TocVerifier(tocAhead.toc, walker.memberStarts);
       last = await inflater.end();
+      // Nothing more is asked of the worker (its buffers are shared memory and stay valid): its
+      // isolate is torn down while this thread walks and verifies the rest, not at our exit.
+      inflater.close();
       if (failure !== undefined) throw failure;
     } catch (err) {
       stopped = true;
