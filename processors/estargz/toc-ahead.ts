@@ -14,12 +14,13 @@
  * other than a plain stargz.index.json entry, an invalid TOC) just means no result, and the
  * unpack judges the layer from the stream as before, with its own error messages.
  */
+import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { decodeBasicHeader } from '../../src/tar/header.ts';
 import { bindGzipMemberInflate, type GzipMemberInflate, loadFfiQuietly } from './libdeflate.ts';
 import type { Footer } from './footer.ts';
 import { GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
-import { parseToc, sha256Digest, TOC_NAME, type Toc } from './toc.ts';
+import { parseTocInSlices, TOC_NAME, type Toc } from './toc.ts';
 
 export interface TocAhead {
   /** The TOC entry's content as decoded from the member the footer points at. */
@@ -64,13 +65,25 @@ export async function readTocAhead(footer: Footer, input: Buffer): Promise<TocAh
     return undefined;
   }
   await yieldToEvents();
-  const digest = sha256Digest(content);
-  await yieldToEvents();
+  const digest = await digestInSteps(content);
   try {
-    return { content, digest, toc: parseToc(content) };
+    return { content, digest, toc: await parseTocInSlices(content, yieldToEvents) };
   } catch {
     return undefined;
   }
+}
+
+/** Bytes hashed per step of digestInSteps (~0.4 ms of sha256 here). */
+const HASH_STEP = 512 * 1024;
+
+/** sha256Digest, a step at a time with queued events let in between. */
+async function digestInSteps(content: Buffer): Promise<string> {
+  const hash = createHash('sha256');
+  for (let at = 0; at < content.length; at += HASH_STEP) {
+    hash.update(content.subarray(at, Math.min(content.length, at + HASH_STEP)));
+    await yieldToEvents();
+  }
+  return `sha256:${hash.digest('hex')}`;
 }
 
 /** The TOC entry's content when `out` (a decoded TOC member) starts with a plain stargz.index.json header. */
