@@ -137,6 +137,8 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
     /** The current member streams through zlib (the whole inflate did not finish it). */
     private streamMember = false;
     private roomAsked = false;
+    /** Input that a whole inflate of the current member was tried with early on (see push). */
+    private earlyTried = 0;
     /**
      * Why push() returned before consuming everything: true when it wants more input before the
      * next member body (push the rest again with more appended), false when the output ran full.
@@ -213,6 +215,7 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
           this.sink.memberStart(this.memberOffset, header.extra);
           this.streamMember = false;
           this.roomAsked = false;
+          this.earlyTried = 0;
           at += header.length;
           this.position += header.length;
           this.state = 'body';
@@ -224,10 +227,17 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
               this.roomAsked = true;
               return this.position - startPosition - pendingBytes;
             }
-            if (!this.final && input.length - at < this.wholeInput) {
+            // Less input than a whole chunk can take: wait for more, except at the start of the
+            // stream, where the first members are usually small and waiting would hold back the
+            // first output until megabytes of input have arrived. There each new amount of
+            // input is tried once, and a member it does not hold waits as usual.
+            const available = input.length - at;
+            const early = !this.final && available < this.wholeInput;
+            if (early && !(this.position < this.wholeInput && available > this.earlyTried)) {
               this.wantsInput = true;
               return this.position - startPosition - pendingBytes;
             }
+            if (early) this.earlyTried = available;
             const r = this.whole(input, at, space.buffer, space.fill);
             if (r.status === 'ok') {
               const chunk = space.buffer.subarray(space.fill, space.fill + r.produced);
@@ -239,6 +249,10 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
               this.position += r.consumed;
               this.state = 'trailer';
               continue;
+            }
+            if (early) {
+              this.wantsInput = true;
+              return this.position - startPosition - pendingBytes;
             }
             // Larger than the room, cut short, or bad: zlib streams it (and judges it).
             this.streamMember = true;
