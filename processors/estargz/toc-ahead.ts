@@ -17,9 +17,9 @@
 import { createHash } from 'node:crypto';
 import zlib from 'node:zlib';
 import { decodeBasicHeader } from '../../src/tar/header.ts';
-import { bindGzipMemberInflate, type GzipMemberInflate, loadFfiQuietly } from './libdeflate.ts';
+import { bindFastCrc32, bindWholeInflate, loadFfiQuietly, type WholeInflate } from './libdeflate.ts';
 import type { Footer } from './footer.ts';
-import { GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
+import { defineGzipMembers, GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
 import { parseTocInSlices, TOC_NAME, type Toc } from './toc.ts';
 
 export interface TocAhead {
@@ -95,21 +95,40 @@ function contentOf(out: Buffer): Buffer | undefined {
   return out.subarray(BLOCK, BLOCK + header.size);
 }
 
-let gzipMember: GzipMemberInflate | null | undefined;
+/** The gzip member decoder with libdeflate's whole-member inflate and CRC32, or null without libdeflate. */
+let wholeDecoding: { Decoder: typeof GzipMemberDecoder; whole: WholeInflate } | null | undefined;
+
+function libdeflateDecoding(): typeof wholeDecoding {
+  if (wholeDecoding === undefined) {
+    const ffi = loadFfiQuietly();
+    const whole = bindWholeInflate(zlib, ffi);
+    wholeDecoding = whole ? { Decoder: defineGzipMembers(zlib, bindFastCrc32(zlib, ffi)).GzipMemberDecoder, whole } : null;
+  }
+  return wholeDecoding;
+}
 
 /**
- * The member decoded at once by libdeflate into a buffer of the size its trailer states, capped
- * before anything is allocated; undefined without libdeflate or when the member is not exactly
- * that (then the streaming decoder below has the last word).
+ * The member decoded at once by libdeflate (through the same decoder as the stream, so with the
+ * same CRC32 and ISIZE checks) into a buffer of the size its trailer states, capped before
+ * anything is allocated; undefined without libdeflate or when the member is not exactly that
+ * (then the streaming decoder below has the last word).
  */
 function wholeMemberContent(member: Buffer): Buffer | undefined {
-  gzipMember ??= bindGzipMemberInflate(zlib, loadFfiQuietly()) ?? null;
-  if (!gzipMember || member.length < 18) return undefined;
+  const decoding = libdeflateDecoding();
+  if (!decoding || member.length < 18) return undefined;
   const isize = member.readUInt32LE(member.length - 4);
   if (isize < BLOCK || isize > AHEAD_MAX_BYTES + 64 * 1024) return undefined;
-  const out = Buffer.allocUnsafe(isize);
-  if (gzipMember(member, out) === undefined) return undefined;
-  return contentOf(out);
+  const decoder = new decoding.Decoder({ memberStart() {}, data() {}, memberEnd() {} });
+  const space: OutputSpace = { buffer: Buffer.allocUnsafe(isize), fill: 0 };
+  decoder.useOutput(space);
+  decoder.useWholeInflate(decoding.whole, isize, member.length);
+  decoder.lastInput();
+  try {
+    if (decoder.push(member) !== member.length || decoder.members !== 1 || space.fill !== isize) return undefined;
+  } catch {
+    return undefined;
+  }
+  return contentOf(space.buffer);
 }
 
 /** The member through zlib: the header block first, then exactly the content into a buffer of its size. */
