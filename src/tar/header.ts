@@ -137,10 +137,37 @@ export function padding(size: number): number {
 
 function checksumOk(block: Uint8Array, offset: number): boolean {
   const stored = numericField(block, 148, 8, 'checksum', offset);
-  let sum = 8 * 0x20;
+  // The checksum field itself counts as eight spaces.
+  const sum = block.byteOffset % 4 === 0 ? wordByteSum(block) : byteSum(block);
+  return sum + 8 * 0x20 === stored;
+}
+
+/** Unsigned sum of a header block's bytes but the checksum field's (148..156), a byte at a time. */
+function byteSum(block: Uint8Array): number {
+  let sum = 0;
   for (let i = 0; i < 148; i++) sum += block[i]!;
   for (let i = 156; i < BLOCK; i++) sum += block[i]!;
-  return sum === stored;
+  return sum;
+}
+
+/**
+ * The same sum, four bytes at a time: each 32-bit word adds its even and odd bytes into two
+ * 16-bit lanes (128 words of at most 2 x 255 each stay below 2^16 per lane). Why: every tar
+ * header of every layer the unpack walks is checked here (63k on a large layer), and a quarter
+ * of the loop iterations is that much less for V8 to run and to optimize.
+ */
+function wordByteSum(block: Uint8Array): number {
+  const words = new Uint32Array(block.buffer, block.byteOffset, BLOCK / 4);
+  let lanes = 0;
+  for (let i = 0; i < 37; i++) {
+    const w = words[i]!;
+    lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+  }
+  for (let i = 39; i < BLOCK / 4; i++) {
+    const w = words[i]!;
+    lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+  }
+  return (lanes & 0xffff) + Math.floor(lanes / 0x10000);
 }
 
 /** The typeflag byte as a one-character string. */
