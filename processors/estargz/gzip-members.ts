@@ -250,11 +250,13 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
               this.state = 'trailer';
               continue;
             }
-            if (early) {
+            if (early && r.status === 'fail') {
+              // Cut short (or bad): more input decides.
               this.wantsInput = true;
               return this.position - startPosition - pendingBytes;
             }
-            // Larger than the room, cut short, or bad: zlib streams it (and judges it).
+            // Larger than the room (more input cannot change that), cut short, or bad: zlib
+            // streams it (and judges it).
             this.streamMember = true;
           }
           const consumed = this.inflate(input, at, false);
