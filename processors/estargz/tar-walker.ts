@@ -12,7 +12,7 @@
  */
 import { type DigestHandle, type Digests, SyncDigests } from './digests.ts';
 import { BLOCK, type BasicHeader, decodeBasicHeader, isExtensionTypeflag, isZeroBlock, mergeBasic, padding, parsePaxRecords, TarFormatError } from '../../src/tar/header.ts';
-import { TOC_NAME } from './toc.ts';
+import { TOC_NAME_BYTES } from './toc.ts';
 
 export interface Segment {
   /** Offset in the file's content. */
@@ -322,4 +322,3 @@ export class TarWalker {
   }
 }
 
-const TOC_NAME_BYTES = Buffer.from(TOC_NAME);

@@ -20,7 +20,7 @@ import { decodeBasicHeader } from '../../src/tar/header.ts';
 import { bindFastCrc32, bindWholeInflate, loadFfiQuietly, type WholeInflate } from './libdeflate.ts';
 import type { Footer } from './footer.ts';
 import { defineGzipMembers, GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
-import { parseTocInSlices, TOC_NAME, type Toc } from './toc.ts';
+import { parseTocInSlices, TOC_NAME_BYTES, type Toc } from './toc.ts';
 
 export interface TocAhead {
   /** The TOC entry's content as decoded from the member the footer points at. */
@@ -30,7 +30,6 @@ export interface TocAhead {
 }
 
 const BLOCK = 512;
-const TOC_NAME_BYTES = Buffer.from(TOC_NAME);
 /**
  * Larger TOCs are left to the stream (63k entries are 22 MB): memory for a second copy is taken
  * only up to this, and only once the entry's header says how large it is (a TOC-sized zip bomb
@@ -86,13 +85,23 @@ async function digestInSteps(content: Buffer): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/**
+ * The content size a TOC member's first header block announces, when it is a plain
+ * stargz.index.json entry of a size read ahead (a TOC-sized zip bomb costs nothing here).
+ */
+function tocContentSize(block: Buffer): number | undefined {
+  const header = decodeBasicHeader(block, 0);
+  if ((header.typeflag !== '0' && header.typeflag !== '\0') || !header.name.equals(TOC_NAME_BYTES)) return undefined;
+  if (header.size === 0 || header.size > AHEAD_MAX_BYTES) return undefined;
+  return header.size;
+}
+
 /** The TOC entry's content when `out` (a decoded TOC member) starts with a plain stargz.index.json header. */
 function contentOf(out: Buffer): Buffer | undefined {
   if (out.length < BLOCK) return undefined;
-  const header = decodeBasicHeader(out, 0);
-  if ((header.typeflag !== '0' && header.typeflag !== '\0') || !header.name.equals(TOC_NAME_BYTES)) return undefined;
-  if (header.size === 0 || header.size > AHEAD_MAX_BYTES || BLOCK + header.size > out.length) return undefined;
-  return out.subarray(BLOCK, BLOCK + header.size);
+  const size = tocContentSize(out);
+  if (size === undefined || BLOCK + size > out.length) return undefined;
+  return out.subarray(BLOCK, BLOCK + size);
 }
 
 /** The gzip member decoder with libdeflate's whole-member inflate and CRC32, or null without libdeflate. */
@@ -138,10 +147,9 @@ function streamedMemberContent(member: Buffer): Buffer | undefined {
   decoder.useOutput(space);
   let at = decoder.push(member);
   if (space.fill < BLOCK) return undefined;
-  const header = decodeBasicHeader(space.buffer, 0);
-  if ((header.typeflag !== '0' && header.typeflag !== '\0') || !header.name.equals(TOC_NAME_BYTES)) return undefined;
-  if (header.size === 0 || header.size > AHEAD_MAX_BYTES) return undefined;
-  const content = Buffer.allocUnsafe(header.size);
+  const size = tocContentSize(space.buffer);
+  if (size === undefined) return undefined;
+  const content = Buffer.allocUnsafe(size);
   space.buffer = content;
   space.fill = 0;
   while (at < member.length && space.fill < content.length) at += decoder.push(member.subarray(at));

@@ -6,6 +6,8 @@
 import { createHash } from 'node:crypto';
 
 export const TOC_NAME = 'stargz.index.json';
+/** TOC_NAME as the bytes a tar header holds, for comparing names without decoding them. */
+export const TOC_NAME_BYTES = Buffer.from(TOC_NAME);
 export const LANDMARK_PREFETCH = '.prefetch.landmark';
 export const LANDMARK_NO_PREFETCH = '.no.prefetch.landmark';
 /** A landmark's whole content: one byte 0x0f. */

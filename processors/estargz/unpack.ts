@@ -14,10 +14,8 @@ import { type FilledRange, type InflateLimits, InflateWorker, InflateWorkerError
 import { readTocAhead, type TocAhead } from './toc-ahead.ts';
 import { type Footer, parseFooter } from './footer.ts';
 import { TarWalker } from './tar-walker.ts';
-import { parseToc, sha256Digest, TOC_NAME, TocError } from './toc.ts';
+import { parseToc, sha256Digest, TOC_NAME_BYTES, TocError } from './toc.ts';
 import { TocVerifier, VerifyError, type VerifySummary } from './verify-toc.ts';
-
-const TOC_NAME_BYTES = Buffer.from(TOC_NAME);
 
 /** Bytes of output held back until the layer is judged: the tar's two end-of-archive blocks. */
 export const TAIL_HOLD = 1024;
