@@ -261,13 +261,13 @@ export async function parseTocInSlices(json: Buffer, pause: () => Promise<void>,
     const next = at + sliceBytes >= end ? -1 : json.indexOf(ENTRY_BREAK, at + sliceBytes);
     // The slice ends after the closing brace of its last entry; the next starts at the tabs before "{".
     const cut = next === -1 || next >= end ? end : next + 4;
-    let slice: unknown;
+    // Wrapped in brackets, a slice parses to an array or not at all.
+    let slice: unknown[];
     try {
-      slice = JSON.parse(`[${json.toString('utf8', at, cut)}]`);
+      slice = JSON.parse(`[${json.toString('utf8', at, cut)}]`) as unknown[];
     } catch {
       return parseToc(json);
     }
-    if (!Array.isArray(slice)) return parseToc(json);
     for (const raw of slice) entries.push(checkedEntry(raw, entries.length));
     at = cut === end ? end : cut + 2;
     if (at < end) await pause();
