@@ -121,7 +121,7 @@ export class TocVerifier {
   /**
    * The loop only; each entry is checked by checkEntry and each file's pieces by checkFile. Kept
    * apart so that V8 optimizes three small functions once each instead of one large loop body
-   * twice (on-stack, then whole): ~20 ms of its background compiling per layer, measured.
+   * twice (on-stack, then whole): TurboFan compiled for ~15 ms less per 9k-entry layer (--trace-opt).
    */
   private run(walked: readonly WalkedEntry[], upTo: number): void {
     const entries = this.toc.entries;
