@@ -6,29 +6,20 @@
  * in order, and the client sees EOF once the process is gone; input and window size reach the
  * process; a failed runtime call leaves nothing open.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useFifoDir } from './support/fifo-dir.ts';
 import { ConsoleIo } from '../src/stdio/console-io.ts';
 import { StdioError } from '../src/stdio/process-io.ts';
 import { sendFd } from '../src/sys/fd-passing.ts';
 import { openPty } from '../src/sys/pty.ts';
 import { socketFd } from '../src/sys/socket-fd.ts';
 
-let dir: string;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stdio-console-'));
-});
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function fifo(name: string): string {
-  const p = path.join(dir, name);
-  execFileSync('mkfifo', [p]);
-  return p;
-}
+const tmp = useFifoDir('stdio-console-');
+const fifo = tmp.fifo;
 
 /** ctr's reader: opened non-blocking before the shim opens its end, read to EOF. */
 function clientReader(p: string): Promise<Buffer> {
@@ -104,7 +95,7 @@ describe('ConsoleIo', () => {
   });
 
   it('appends to a regular file given as stdout', async () => {
-    const file = path.join(dir, 'out.log');
+    const file = path.join(tmp.dir, 'out.log');
     fs.writeFileSync(file, 'before\n');
     const io = ConsoleIo.open({ stdin: '', stdout: file, stderr: '', terminal: true });
     const p = ptyProcess('echo after');

@@ -4,26 +4,17 @@
  * a loaded node) is inside its open before the process runs. The client here is a separate
  * `cat` process: its open(2) blocks until a writer appears, as the Go client's does.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useFifoDir } from './support/fifo-dir.ts';
 import { waitForFifoReaders } from '../src/stdio/fifo-reader-wait.ts';
 import { openProcessIo } from '../src/stdio/open-process-io.ts';
 
-let dir: string;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fifo-reader-wait-'));
-});
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function fifo(name: string): string {
-  const p = path.join(dir, name);
-  execFileSync('mkfifo', [p]);
-  return p;
-}
+const tmp = useFifoDir('fifo-reader-wait-');
+const fifo = tmp.fifo;
 
 /** A reader in another process with a blocking open, started after `delayMs`; resolves to all it read. */
 function lateReader(p: string, delayMs: number): { output: Promise<string>; exited: () => boolean } {
@@ -49,9 +40,9 @@ describe('waitForFifoReaders', () => {
   });
 
   it('does not wait for regular files, missing paths or empty strings', async () => {
-    const file = path.join(dir, 'log.txt');
+    const file = path.join(tmp.dir, 'log.txt');
     fs.writeFileSync(file, '');
-    const readers = await waitForFifoReaders([file, path.join(dir, 'absent'), ''], 5_000);
+    const readers = await waitForFifoReaders([file, path.join(tmp.dir, 'absent'), ''], 5_000);
     expect(readers.missing).toEqual([]);
     readers.release();
   });
@@ -82,7 +73,7 @@ describe('waitForFifoReaders', () => {
     const io = await openProcessIo({ stdin: '', stdout: p, stderr: '', terminal: false }, undefined, {
       containerId: 'c1',
       namespace: 'ns',
-      bundle: dir,
+      bundle: tmp.dir,
       log: { warn: (obj, msg) => warnings.push({ obj, msg }), info: () => undefined, debug: () => undefined },
     });
     expect(warnings).toEqual([{ obj: expect.objectContaining({ container: 'c1', fifos: [p] }), msg: expect.stringContaining('no reader') }]);

@@ -5,29 +5,20 @@
  * reader, end-of-input reaches the process only when the client's writer is gone and the
  * shim has let go, and the client's reader sees EOF once the process exited.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useFifoDir } from './support/fifo-dir.ts';
 import { ConsoleIo } from '../src/stdio/console-io.ts';
 import { FifoIo } from '../src/stdio/fifo-io.ts';
 import { NullIo } from '../src/stdio/null-io.ts';
 import { openProcessIo, stdioScheme } from '../src/stdio/open-process-io.ts';
 import { StdioError } from '../src/stdio/process-io.ts';
 
-let dir: string;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stdio-fifo-'));
-});
-afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-function fifo(name: string): string {
-  const p = path.join(dir, name);
-  execFileSync('mkfifo', [p]);
-  return p;
-}
+const tmp = useFifoDir('stdio-fifo-');
+const fifo = tmp.fifo;
 
 /** The client's reader: opened non-blocking before the shim opens its end, read to EOF. */
 function clientReader(p: string): Promise<string> {
@@ -105,14 +96,14 @@ describe('FifoIo', () => {
   });
 
   it('stdout == stderr share one fd; a regular file is appended to, never created', async () => {
-    const file = path.join(dir, 'out.log');
+    const file = path.join(tmp.dir, 'out.log');
     fs.writeFileSync(file, 'before\n');
     const io = FifoIo.open({ stdin: '', stdout: file, stderr: file, terminal: false });
     expect(io.fds[1]).toBe(io.fds[2]);
     expect(await run(io, 'sh', ['-c', 'echo a; echo b >&2'])).toBe(0);
     io.close();
     expect(fs.readFileSync(file, 'utf8')).toBe('before\na\nb\n');
-    expect(() => FifoIo.open({ stdin: '', stdout: path.join(dir, 'missing'), stderr: '', terminal: false })).toThrow(StdioError);
+    expect(() => FifoIo.open({ stdin: '', stdout: path.join(tmp.dir, 'missing'), stderr: '', terminal: false })).toThrow(StdioError);
   });
 });
 
@@ -130,7 +121,7 @@ describe('openProcessIo', () => {
 describe('IoUid/IoGid', () => {
   it('hands the process FIFOs owned by the io user, and leaves regular files alone', () => {
     const [stdin, stdout] = [fifo('o-stdin'), fifo('o-stdout')];
-    const file = path.join(dir, 'err.log');
+    const file = path.join(tmp.dir, 'err.log');
     fs.writeFileSync(file, '');
     const reader = fs.openSync(stdout, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     const io = FifoIo.open({ stdin, stdout, stderr: file, terminal: false }, { uid: 1234, gid: 4321 });
