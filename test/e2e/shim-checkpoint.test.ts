@@ -22,7 +22,7 @@ import { TtrpcClient } from '../../src/ttrpc/client.ts';
 import { Code } from '../../src/ttrpc/status.ts';
 import { serviceClient } from '../../src/ttrpc/typed.ts';
 import { type PrivateContainerd, uniqueId, useContainerd } from './harness.ts';
-import { OUTRIGGER, RUNC_V2, outriggerShims, pinnedShimBinDir, taskStatus, useTestImage, waitFor } from './shim-support.ts';
+import { OUTRIGGER, RUNC_V2, expectNoShimLeftovers, pinnedShimBinDir, taskStatus, useTestImage, waitFor } from './shim-support.ts';
 
 const image = useTestImage();
 const ctd = useContainerd({ binDirs: [pinnedShimBinDir()] });
@@ -111,10 +111,6 @@ describe('checkpoint compared with io.containerd.runc.v2', () => {
   });
 
   it('leaves no shim, mount, socket or runc entry behind', async () => {
-    await waitFor('all shims to exit', () => outriggerShims(ctd()).length === 0 || undefined);
-    const left = ctd().leftovers();
-    expect(left.mounts).toEqual([]);
-    expect(left.sockets).toEqual([]);
-    expect(left.runtimeEntries).toEqual([]);
+    await expectNoShimLeftovers(ctd());
   });
 });

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useContainerd } from './harness.ts';
 import { expectRealV1Metrics, metricsOf, oomRun, pauseScenario, apartFromOom, ttyExec, ttyRun, updateScenario } from './shim-scenarios.ts';
-import { OUTRIGGER, RUNC_V2, outriggerShims, pinnedShimBinDir, removeTask, type RuntimeChoice, startDetached, useTestImage, waitFor } from './shim-support.ts';
+import { OUTRIGGER, RUNC_V2, expectNoShimLeftovers, pinnedShimBinDir, removeTask, type RuntimeChoice, startDetached, useTestImage } from './shim-support.ts';
 
 const OURS_CRUN_ROOT = '/run/containerd/outrigger-crun-features';
 const STOCK_CRUN_ROOT = '/run/containerd/runc-v2-crun-features';
@@ -140,10 +140,6 @@ describe('crun through runtime options: tty, exec, pause/resume/update, stats, O
   });
 
   it('leaves no shim, mount, socket or crun/runc entry behind', async () => {
-    await waitFor('all shims to exit', () => outriggerShims(ctd()).length === 0 || undefined);
-    const left = ctd().leftovers();
-    expect(left.mounts).toEqual([]);
-    expect(left.sockets).toEqual([]);
-    expect(left.runtimeEntries).toEqual([]);
+    await expectNoShimLeftovers(ctd());
   });
 });

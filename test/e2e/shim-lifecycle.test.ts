@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useContainerd, uniqueId } from './harness.ts';
-import { containerIds, OUTRIGGER, outriggerShims, shimFor, taskStatus, useTestImage, pinnedShimBinDir, waitFor, zombieChildren } from './shim-support.ts';
+import { containerIds, OUTRIGGER, expectNoShimLeftovers, shimFor, taskStatus, useTestImage, pinnedShimBinDir, waitFor, zombieChildren } from './shim-support.ts';
 
 const image = useTestImage();
 const ctd = useContainerd({ binDirs: [pinnedShimBinDir()] });
@@ -132,11 +132,7 @@ describe('containerd-shim-outrigger-v2 lifecycle under ctr', () => {
   });
 
   it('leaves no shim process, mount, socket or runc entry behind once the tasks are gone', async () => {
-    await waitFor('all shims to exit', () => outriggerShims(ctd()).length === 0 || undefined);
-    const left = ctd().leftovers();
-    expect(left.mounts).toEqual([]);
-    expect(left.sockets).toEqual([]);
-    expect(left.runtimeEntries).toEqual([]);
-    expect(left.processes.filter((p) => p.pid !== ctd().pid)).toEqual([]);
+    await expectNoShimLeftovers(ctd());
+    expect(ctd().leftovers().processes.filter((p) => p.pid !== ctd().pid)).toEqual([]);
   });
 });

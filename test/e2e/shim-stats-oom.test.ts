@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { uniqueId, useContainerd } from './harness.ts';
 import { watchEvents } from './ctr-events.ts';
 import { expectRealV1Metrics, metricsOf, OOM_LIMIT, oomRun, apartFromOom } from './shim-scenarios.ts';
-import { OUTRIGGER, RUNC_V2, outriggerShims, pinnedShimBinDir, removeTask, taskStatus, useTestImage, waitFor } from './shim-support.ts';
+import { OUTRIGGER, RUNC_V2, expectNoShimLeftovers, pinnedShimBinDir, removeTask, taskStatus, useTestImage, waitFor } from './shim-support.ts';
 
 const image = useTestImage();
 const ctd = useContainerd({ binDirs: [pinnedShimBinDir()] });
@@ -73,10 +73,6 @@ describe('stats and OOM compared with io.containerd.runc.v2', () => {
   });
 
   it('leaves no shim, mount, socket or runc entry behind', async () => {
-    await waitFor('all shims to exit', () => outriggerShims(ctd()).length === 0 || undefined);
-    const left = ctd().leftovers();
-    expect(left.mounts).toEqual([]);
-    expect(left.sockets).toEqual([]);
-    expect(left.runtimeEntries).toEqual([]);
+    await expectNoShimLeftovers(ctd());
   });
 });

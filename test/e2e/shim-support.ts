@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { DIST_BIN } from '../../scripts/dev-containerd/private-containerd.ts';
 import { type BuiltImage, buildTestImages } from '../../scripts/test-images.ts';
 import { type PrivateContainerd, uniqueId } from './harness.ts';
@@ -73,6 +73,18 @@ function procs(): ProcInfo[] {
     }
   }
   return out;
+}
+
+/**
+ * The end of a shim e2e file: once every shim of ours has exited, no mount, shim socket or
+ * runtime state entry of the instance is left.
+ */
+export async function expectNoShimLeftovers(ctd: PrivateContainerd): Promise<void> {
+  await waitFor('all shims to exit', () => outriggerShims(ctd).length === 0 || undefined);
+  const left = ctd.leftovers();
+  expect(left.mounts).toEqual([]);
+  expect(left.sockets).toEqual([]);
+  expect(left.runtimeEntries).toEqual([]);
 }
 
 /** Our shim daemons serving this containerd (argv names the instance's address). */

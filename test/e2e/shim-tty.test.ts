@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { useContainerd } from './harness.ts';
 import { ctrOnPty } from './ctr-on-pty.ts';
 import { ttyExec, ttyRun } from './shim-scenarios.ts';
-import { OUTRIGGER, RUNC_V2, outriggerShims, pinnedShimBinDir, removeTask, startDetached, useTestImage, waitFor } from './shim-support.ts';
+import { OUTRIGGER, RUNC_V2, expectNoShimLeftovers, pinnedShimBinDir, removeTask, startDetached, useTestImage } from './shim-support.ts';
 
 const image = useTestImage();
 const ctd = useContainerd({ binDirs: [pinnedShimBinDir()] });
@@ -56,10 +56,6 @@ describe('terminals (-t) compared with io.containerd.runc.v2', () => {
   });
 
   it('leaves no shim, mount, socket or runc entry behind', async () => {
-    await waitFor('all shims to exit', () => outriggerShims(ctd()).length === 0 || undefined);
-    const left = ctd().leftovers();
-    expect(left.mounts).toEqual([]);
-    expect(left.sockets).toEqual([]);
-    expect(left.runtimeEntries).toEqual([]);
+    await expectNoShimLeftovers(ctd());
   });
 });
