@@ -8,12 +8,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { CRI_NAMESPACE, CriClient } from '../support/cri-client.ts';
-import { RUNC } from '../support/cri-pods.ts';
+import { RUNC, runcList } from '../support/cri-pods.ts';
 import { buildTestImages } from '../../scripts/test-images.ts';
 import { RUNC_ROOT_BASE } from '../../scripts/dev-containerd/instance-scan.ts';
-import { type PrivateContainerd, useContainerd } from './harness.ts';
+import { describeLeftovers, type PrivateContainerd, useContainerd } from './harness.ts';
 import { OUTRIGGER, pinnedShimBinDir } from './shim-support.ts';
 
 export interface CriInstanceOptions {
@@ -34,6 +34,12 @@ export interface CriInstance {
   readonly workloadImage: string;
   /** Pods a test started and has not removed; removed after each test so one failure does not cascade. */
   readonly livePods: Set<string>;
+  /**
+   * Asserts that nothing of the instance is left on the host but containerd itself and its
+   * directory: no process, mount, socket, runtime entry or cgroup, and an empty runc root for
+   * the CRI namespace. For after the shims have exited.
+   */
+  expectNothingLeft(): Promise<void>;
 }
 
 export function useCriInstance(opts: CriInstanceOptions): CriInstance {
@@ -90,5 +96,12 @@ export function useCriInstance(opts: CriInstanceOptions): CriInstance {
     }
   });
 
-  return { ctd, client, runcRoot, logRoot: path.join(work, 'pods'), sandboxImage, workloadImage: `${workloadPrefix}-tar:latest`, livePods };
+  const expectNothingLeft = async (): Promise<void> => {
+    const left = ctd().leftovers();
+    const rest = { ...left, processes: left.processes.filter((p) => p.pid !== ctd().pid), files: [] };
+    expect(rest, describeLeftovers(rest)).toEqual({ processes: [], mounts: [], sockets: [], runtimeEntries: [], cgroups: [], files: [] });
+    expect(await runcList(path.join(runcRoot, CRI_NAMESPACE))).toEqual([]);
+  };
+
+  return { ctd, client, runcRoot, logRoot: path.join(work, 'pods'), sandboxImage, workloadImage: `${workloadPrefix}-tar:latest`, livePods, expectNothingLeft };
 }

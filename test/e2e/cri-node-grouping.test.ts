@@ -12,13 +12,13 @@ import { describe, expect, it } from 'vitest';
 import { ContainerState, PodSandboxState } from '../../src/api/gen/runtime/v1/api_pb.ts';
 import { CRI_NAMESPACE, hostNetworkPod, parseCriLog, simpleContainer } from '../support/cri-client.ts';
 import { pidFromInfo, ppidOf, runcList } from '../support/cri-pods.ts';
-import { describeLeftovers, pidAlive, shimSocketPath, uniqueId } from './harness.ts';
+import { pidAlive, shimSocketPath, uniqueId } from './harness.ts';
 import { outriggerShims, waitFor } from './shim-support.ts';
 import { useCriInstance } from './cri-instance.ts';
 
 const HANDLER = 'outrigger-node';
 const NODE_GROUP = '@node';
-const { ctd, client, runcRoot, logRoot, workloadImage: WORKLOAD_IMAGE, livePods } = useCriInstance({
+const { ctd, client, runcRoot, logRoot, workloadImage: WORKLOAD_IMAGE, livePods, expectNothingLeft } = useCriInstance({
   name: 'cri-node',
   handler: HANDLER,
   extraOptions: 'ShimGrouping = "node"\n',
@@ -87,9 +87,6 @@ describe('CRI pods under a runtime handler with ShimGrouping = "node"', () => {
     await removePod(b.podId);
     await waitFor('the node shim to exit with the last pod', () => (pidAlive(shim.pid) ? undefined : true), 30_000);
     expect(fs.existsSync(shimSocketPath(ctd().address, CRI_NAMESPACE, NODE_GROUP))).toBe(false);
-    const left = ctd().leftovers();
-    const rest = { ...left, processes: left.processes.filter((p) => p.pid !== ctd().pid), files: [] };
-    expect(rest, describeLeftovers(rest)).toEqual({ processes: [], mounts: [], sockets: [], runtimeEntries: [], cgroups: [], files: [] });
-    expect(await runcList(path.join(runcRoot, CRI_NAMESPACE))).toEqual([]);
+    await expectNothingLeft();
   });
 });

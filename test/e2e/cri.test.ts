@@ -18,13 +18,14 @@ import { describe, expect, it } from 'vitest';
 import { ContainerState, PodSandboxState } from '../../src/api/gen/runtime/v1/api_pb.ts';
 import { CRI_NAMESPACE, hostNetworkPod, parseCriLog, simpleContainer } from '../support/cri-client.ts';
 import { RUNC_ROOT_BASE } from '../../scripts/dev-containerd/instance-scan.ts';
-import { describeLeftovers, pidAlive, shimSocketPath, uniqueId } from './harness.ts';
+import { pidAlive, shimSocketPath, uniqueId } from './harness.ts';
 import { outriggerShims, waitFor } from './shim-support.ts';
 import { pidFromInfo, ppidOf, runcList } from '../support/cri-pods.ts';
 import { useCriInstance } from './cri-instance.ts';
 
 const HANDLER = 'outrigger';
-const { ctd, client, runcRoot, logRoot, sandboxImage: SANDBOX_IMAGE, workloadImage: WORKLOAD_IMAGE, livePods } = useCriInstance({ name: 'cri', handler: HANDLER });
+const instance = useCriInstance({ name: 'cri', handler: HANDLER });
+const { ctd, client, runcRoot, logRoot, sandboxImage: SANDBOX_IMAGE, workloadImage: WORKLOAD_IMAGE, livePods } = instance;
 
 /** The stock handler every CRI config has; the Go runc shim. */
 const RUNC_HANDLER = 'runc';
@@ -160,13 +161,10 @@ async function removePod(podId: string): Promise<void> {
   expect(containers.containers).toEqual([]);
 }
 
-/** Everything of the instance on the host except containerd itself (and its dir) while it runs. */
+/** Once every shim of the instance (ours and runc.v2) has exited: nothing of it left on the host. */
 async function expectNothingLeft(): Promise<void> {
   await waitFor('every shim of the instance to exit', () => (shimPids('outrigger').length + shimPids('runc').length === 0 ? true : undefined));
-  const left = ctd().leftovers();
-  const rest = { ...left, processes: left.processes.filter((p) => p.pid !== ctd().pid), files: [] };
-  expect(rest, describeLeftovers(rest)).toEqual({ processes: [], mounts: [], sockets: [], runtimeEntries: [], cgroups: [], files: [] });
-  expect(await runcList(path.join(runcRoot, CRI_NAMESPACE))).toEqual([]);
+  await instance.expectNothingLeft();
 }
 
 const observed = new Map<string, PodObservation>();
