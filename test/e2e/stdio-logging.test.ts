@@ -94,7 +94,9 @@ describe('ctr run --log-uri under io.containerd.outrigger.v2', () => {
     expect(ours.length).toBeGreaterThan(100_000);
     expect(ours.equals(go)).toBe(true);
 
-    // Both streams, and an existing file appended to: the same lines under both shims.
+    // Both streams, and an existing file appended to: every line under ours, and nothing the Go
+    // shim writes that ours does not. (Under load the Go shim drops the stderr lines of this
+    // quickly exiting task for good: 1 run in 4–8 here, still missing 3 s later; it is logged.)
     const lines: Record<string, string[]> = {};
     for (const runtime of [OUTRIGGER, RUNC_V2]) {
       fs.writeFileSync(files[runtime]!, 'kept\n');
@@ -103,8 +105,17 @@ describe('ctr run --log-uri under io.containerd.outrigger.v2', () => {
       lines[runtime] = fs.readFileSync(files[runtime]!, 'utf8').split('\n');
       expect(lines[runtime]![0]).toBe('kept');
     }
-    expect(lines[OUTRIGGER]!.sort()).toEqual(lines[RUNC_V2]!.sort());
-    expect(lines[OUTRIGGER]).toEqual(['', 'err1', 'err2', 'kept', 'out1', 'out2']);
+    expect(lines[OUTRIGGER]!.sort()).toEqual(['', 'err1', 'err2', 'kept', 'out1', 'out2']);
+    // Line by line, duplicates counted: what the Go shim wrote must be a part of what ours wrote.
+    const goMissed = [...lines[OUTRIGGER]!];
+    const goOnly = lines[RUNC_V2]!.filter((line) => {
+      const at = goMissed.indexOf(line);
+      if (at === -1) return true;
+      goMissed.splice(at, 1);
+      return false;
+    });
+    expect(goOnly).toEqual([]);
+    if (goMissed.length > 0) console.log(`io.containerd.runc.v2 did not write ${JSON.stringify(goMissed)} (ours wrote every line)`);
   });
 
   it('file:// with ?maxSize=10MB&maxFiles=20: 100 MB of output, every line exactly once, in order, none split', async () => {
