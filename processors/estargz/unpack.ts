@@ -10,15 +10,15 @@
  */
 import { type Digests, SyncDigests } from './digests.ts';
 import { GzipFormatError, GzipMemberDecoder, type OutputSpace } from './gzip-members.ts';
-import { type FilledRange, type InflateLimits, InflateWorker, InflateWorkerError } from './inflate-worker.ts';
+import { type FilledRange, InflateWorkerError } from './inflate-worker.ts';
+import { MIN_ROOM, TAIL_HOLD, takeInflateWorker } from './unpack-prestart.ts';
 import { readTocAhead, type TocAhead } from './toc-ahead.ts';
 import { type Footer, parseFooter } from './footer.ts';
 import { TarWalker } from './tar-walker.ts';
 import { parseToc, sha256Digest, TOC_NAME_BYTES, TocError } from './toc.ts';
 import { TocVerifier, VerifyError, type VerifySummary } from './verify-toc.ts';
 
-/** Bytes of output held back until the layer is judged: the tar's two end-of-archive blocks. */
-export const TAIL_HOLD = 1024;
+export { TAIL_HOLD } from './unpack-prestart.ts';
 
 export interface UnpackOptions {
   /** Require an eStargz layer whose TOC JSON has this digest. */
@@ -59,8 +59,6 @@ export class UnpackError extends Error {
 const STAGE_BYTES = 2 << 20;
 /** Buffers in the pool: one being filled, the others being written. */
 const STAGE_BUFFERS = 4;
-/** Swap buffers before a step would have less room than this (tiny inflate steps cost per call). */
-const MIN_ROOM = 64 * 1024;
 
 /**
  * The output side: the decoder inflates into `space` (a pooled 2 MiB buffer from
@@ -183,57 +181,8 @@ export async function unpackLayer(
   }
 }
 
-/** Input slots of the inflate worker (1 MiB: the processor's read size; larger chunks are split). */
-const INPUT_BYTES = 1 << 20;
-const INPUT_SLOTS = 9;
-/** Of those, the newest kept for reading the TOC ahead (toc-ahead.ts): a TOC member of 63k entries is 3.4 MB. */
-const RETAINED_SLOTS = 5;
-/**
- * Output buffers of the inflate worker: one being filled, the rest being walked and written.
- * 8 MiB, so that a whole 4 MiB chunk member fits the room left in one (libdeflate inflates a
- * member in one piece, libdeflate.ts); a buffer with less than WHOLE_ROOM left is swapped first.
- */
-const WORKER_STAGE_BUFFERS = 4;
-const WORKER_STAGE_BYTES = 8 << 20;
-const WHOLE_ROOM = (4 << 20) + (256 << 10);
-/**
- * The worker reports output every 1 MiB rather than per full 8 MiB buffer: hashing and writing
- * follow the inflate closely, so less is left for after the end of the input.
- */
-const REPORT_BYTES = 1 << 20;
 /** Entries checked against the TOC read ahead per output range (~1 ms of work). */
 const CHECK_AHEAD_BATCH = 1000;
-
-const WORKER_LIMITS: InflateLimits = {
-  outputBuffers: WORKER_STAGE_BUFFERS,
-  outputBytes: WORKER_STAGE_BYTES,
-  wholeRoom: WHOLE_ROOM,
-  inputSlots: INPUT_SLOTS,
-  inputBytes: INPUT_BYTES,
-  retainedSlots: RETAINED_SLOTS,
-  tailHold: TAIL_HOLD,
-  minRoom: MIN_ROOM,
-  reportBytes: REPORT_BYTES,
-};
-
-let prestarted: InflateWorker | undefined;
-
-/**
- * Readies a process that is known to be about to run one unpack (the CLI, once it sees
- * `estargz unpack`), before its own start-up is done: the inflate worker boots now. Its boot
- * (its isolate, its code, libdeflate's probes: ~25 ms) was serial work between reading the first
- * input and inflating it; started here it overlaps the CLI's start-up. An unused worker is
- * unref'd: it does not keep the process alive.
- */
-export function prepareUnpackProcess(): void {
-  prestarted ??= new InflateWorker(WORKER_LIMITS);
-}
-
-function takeInflateWorker(): InflateWorker {
-  const worker = prestarted ?? new InflateWorker(WORKER_LIMITS);
-  prestarted = undefined;
-  return worker;
-}
 
 /**
  * The processor's path: inflate on a worker, tar walk and sha256 here (see UnpackOptions.digests

@@ -29,7 +29,7 @@ function isDirectShimRun(args: readonly string[]): boolean {
 
 /**
  * `estargz unpack`, the tar+gzip stream processor: its inflate worker boots while commander
- * parses, rather than after (processors/estargz/unpack.ts, prepareUnpackProcess).
+ * parses, rather than after (processors/estargz/unpack-prestart.ts).
  */
 function isLayerUnpackRun(args: readonly string[]): boolean {
   return args[0] === 'estargz' && args[1] === 'unpack' && !args.includes('--help') && !args.includes('-h');
@@ -71,7 +71,7 @@ async function main(): Promise<number> {
       return ExitCode.ok;
     }
     if (isLayerUnpackRun(invocation.args)) {
-      const { prepareUnpackProcess } = await import('../../processors/estargz/unpack.ts');
+      const { prepareUnpackProcess } = await import('../../processors/estargz/unpack-prestart.ts');
       prepareUnpackProcess();
     }
     return await runCommandTree(invocation.args);
