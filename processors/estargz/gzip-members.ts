@@ -45,7 +45,8 @@ export interface OutputSpace {
 /**
  * Inflates one complete raw deflate stream from input[at..] into out[outAt..] at once
  * (libdeflate.ts): 'ok' with what it consumed and produced, or 'no-room' / 'fail', after which
- * the decoder streams that member through zlib instead (which then has the last word).
+ * the decoder streams that member through zlib instead (which then has the last word). The
+ * result may be reused by the next call.
  */
 export type WholeMemberInflate = (input: Buffer, at: number, out: Buffer, outAt: number) => { status: 'ok' | 'no-room' | 'fail'; consumed: number; produced: number };
 
@@ -84,34 +85,43 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
 
   const EMPTY = Buffer.alloc(0);
 
-  /** Parses a gzip member header; returns its length and FEXTRA, or undefined when more bytes are needed. */
-  function parseHeader(b: Buffer, offset: number): { length: number; extra: Buffer | undefined } | undefined {
-    if (b.length < 10) return undefined;
-    if (b[0] !== 0x1f || b[1] !== 0x8b) throw new GzipFormatError('not a gzip member (bad magic)', offset);
-    if (b[2] !== 8) throw new GzipFormatError(`gzip compression method ${b[2]} is not deflate`, offset);
-    const flg = b[3]!;
+  /**
+   * Parses the gzip member header at b[at..]: returns its length, or 0 when more bytes are needed
+   * (a header is at least 10). Its FEXTRA, if any, is left in `headerExtra`. (No result object
+   * and no view of the rest of the input per member: this runs for each of a layer's ~10k.)
+   */
+  let headerExtra: Buffer | undefined;
+  function parseHeader(b: Buffer, at: number, offset: number): number {
+    const end = b.length;
+    headerExtra = undefined;
+    if (end - at < 10) return 0;
+    if (b[at] !== 0x1f || b[at + 1] !== 0x8b) throw new GzipFormatError('not a gzip member (bad magic)', offset);
+    if (b[at + 2] !== 8) throw new GzipFormatError(`gzip compression method ${b[at + 2]} is not deflate`, offset);
+    const flg = b[at + 3]!;
     if (flg & FTEXT_MASK) throw new GzipFormatError('gzip header has reserved flag bits set', offset);
-    let pos = 10;
-    let extra: Buffer | undefined;
+    let pos = at + 10;
     if (flg & FEXTRA) {
-      if (b.length < pos + 2) return undefined;
+      if (end < pos + 2) return 0;
       const xlen = b.readUInt16LE(pos);
-      if (b.length < pos + 2 + xlen) return undefined;
-      extra = Buffer.from(b.subarray(pos + 2, pos + 2 + xlen));
+      if (end < pos + 2 + xlen) return 0;
+      headerExtra = Buffer.from(b.subarray(pos + 2, pos + 2 + xlen));
       pos += 2 + xlen;
     }
-    for (const flag of [FNAME, FCOMMENT]) {
-      if (flg & flag) {
-        const end = b.indexOf(0, pos);
-        if (end === -1) return undefined;
-        pos = end + 1;
-      }
+    if (flg & FNAME) {
+      const zero = b.indexOf(0, pos);
+      if (zero === -1) return 0;
+      pos = zero + 1;
+    }
+    if (flg & FCOMMENT) {
+      const zero = b.indexOf(0, pos);
+      if (zero === -1) return 0;
+      pos = zero + 1;
     }
     if (flg & FHCRC) {
-      if (b.length < pos + 2) return undefined;
+      if (end < pos + 2) return 0;
       pos += 2;
     }
-    return { length: pos, extra };
+    return pos - at;
   }
 
   class GzipMemberDecoder {
@@ -136,6 +146,8 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
     private final = false;
     /** The current member streams through zlib (the whole inflate did not finish it). */
     private streamMember = false;
+    /** zlib's inflate state was reset for the current member. */
+    private streamReset = false;
     private roomAsked = false;
     /** Input that a whole inflate of the current member was tried with early on (see push). */
     private earlyTried = 0;
@@ -195,29 +207,29 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
       const pendingBytes = this.pending.length;
       const startPosition = this.position;
       this.wantsInput = false;
-      let input = pendingBytes > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+      const input = pendingBytes > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
       if (pendingBytes > 0) this.pending = EMPTY;
       let at = 0;
       while (at < input.length) {
         if (this.state === 'header') {
-          const rest = input.subarray(at);
-          const header = parseHeader(rest, this.position);
-          if (!header) {
-            if (rest.length > MAX_HEADER) throw new GzipFormatError('gzip header too long', this.position);
-            this.pending = Buffer.from(rest);
+          const headerLength = parseHeader(input, at, this.position);
+          if (headerLength === 0) {
+            if (input.length - at > MAX_HEADER) throw new GzipFormatError('gzip header too long', this.position);
+            this.pending = Buffer.from(input.subarray(at));
             return chunk.length;
           }
           this.memberOffset = this.position;
           this.memberOut = 0;
           this.crc = 0;
           this.maybeEnded = false;
-          this.stream.reset();
-          this.sink.memberStart(this.memberOffset, header.extra);
+          // zlib's state is reset when a member is streamed (inflate), not for each member.
+          this.streamReset = false;
+          this.sink.memberStart(this.memberOffset, headerExtra);
           this.streamMember = false;
           this.roomAsked = false;
           this.earlyTried = 0;
-          at += header.length;
-          this.position += header.length;
+          at += headerLength;
+          this.position += headerLength;
           this.state = 'body';
         } else if (this.state === 'body') {
           if (this.whole && this.external && !this.streamMember && this.memberOut === 0) {
@@ -277,8 +289,6 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
           at += 8;
           this.position += 8;
           this.state = 'header';
-          input = input.subarray(at);
-          at = 0;
         }
       }
       return chunk.length;
@@ -289,6 +299,10 @@ export function defineGzipMembers(zlib: typeof import('node:zlib'), crc32: (data
      * end. With a caller-supplied output it returns when the output is full.
      */
     private inflate(input: Buffer, at: number, finish: boolean): number {
+      if (!this.streamReset) {
+        this.stream.reset();
+        this.streamReset = true;
+      }
       let consumedTotal = 0;
       const space = this.space;
       for (;;) {

@@ -155,7 +155,9 @@ export function inflateWorkerMain(
   /** Member starts not yet reported: flat [compressed offset, output offset]. */
   let boundaries: number[] = [];
   let lastExtra: Buffer | undefined;
-  let lastMember: [number, number, number] = [0, 0, 0];
+  let lastOffset = 0;
+  let lastLength = 0;
+  let lastOut = 0;
   const decoder = new GzipMemberDecoder({
     memberStart(offset, extra) {
       boundaries.push(offset, base + space.fill);
@@ -163,7 +165,9 @@ export function inflateWorkerMain(
     },
     data() {},
     memberEnd(offset, compressedLength, uncompressedLength) {
-      lastMember = [offset, compressedLength, uncompressedLength];
+      lastOffset = offset;
+      lastLength = compressedLength;
+      lastOut = uncompressedLength;
     },
   });
   decoder.useOutput(space);
@@ -275,7 +279,7 @@ export function inflateWorkerMain(
           boundaries,
           members: decoder.members,
           compressedBytes: decoder.compressedBytes,
-          lastMember,
+          lastMember: [lastOffset, lastLength, lastOut],
           lastExtra,
         };
         port.postMessage({ done });
