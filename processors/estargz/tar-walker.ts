@@ -75,7 +75,11 @@ export class TarWalker {
   private entryStart = -1;
   private current: WalkedEntry | undefined;
   private whole: DigestHandle | undefined;
-  private segment: { hash: DigestHandle; start: Segment } | undefined;
+  /**
+   * The segment being hashed: its record (pushed to the entry once it has bytes) and its hash,
+   * created at its first bytes unless they are all of it (then digested in one call).
+   */
+  private segment: { hash: DigestHandle | undefined; start: Segment } | undefined;
   private readonly digests: Digests;
 
   /** Digests may arrive later (worker thread): call `digests.settle()` before reading them. */
@@ -153,9 +157,23 @@ export class TarWalker {
           }
           const take = Math.min(this.remaining, chunk.length - at);
           const part = chunk.subarray(at, at + take);
-          if (this.mode === 'hashing' && this.segment) {
-            if (this.whole) this.digests.updateAll([this.whole, this.segment.hash], part);
-            else this.segment.hash.update(part);
+          const seg = this.segment;
+          if (this.mode === 'hashing' && seg) {
+            if (this.whole) {
+              seg.hash ??= this.digests.create();
+              this.digests.updateAll([this.whole, seg.hash], part);
+            } else if (seg.hash === undefined && take === this.remaining) {
+              // The whole segment, and the rest of a file hashed as one segment: digested at once.
+              const entry = this.current!;
+              const record = seg.start;
+              this.digests.digestOf(part, (digest) => {
+                record.digest = digest;
+                entry.digest = digest;
+              });
+            } else {
+              seg.hash ??= this.digests.create();
+              seg.hash.update(part);
+            }
           }
           if (this.tocParts) {
             part.copy(this.tocParts.buffer, this.tocParts.fill);
@@ -255,7 +273,7 @@ export class TarWalker {
   private openSegment(at: number): void {
     const fileOffset = at - this.current!.payloadOffset;
     this.segment = {
-      hash: this.digests.create(),
+      hash: undefined,
       start: { fileOffset, length: 0, digest: '', memberOffset: this.memberOffset, innerOffset: at - this.memberStart },
     };
   }
@@ -266,14 +284,19 @@ export class TarWalker {
     if (seg && entry) {
       const length = this.pos - entry.payloadOffset - seg.start.fileOffset;
       if (length > 0) {
-        const segment: Segment = { ...seg.start, length, digest: '' };
+        const segment = seg.start;
+        segment.length = length;
         entry.segments.push(segment);
-        if (reopen && !this.whole) this.whole = this.digests.fork(seg.hash);
-        const wholeToo = !reopen && !this.whole;
-        seg.hash.end((digest) => {
-          segment.digest = digest;
-          if (wholeToo) entry.digest = digest;
-        });
+        // No hash: the segment came in one piece and data() has digested it (see there).
+        const hash = seg.hash;
+        if (hash !== undefined) {
+          if (reopen && !this.whole) this.whole = this.digests.fork(hash);
+          const wholeToo = !reopen && !this.whole;
+          hash.end((digest) => {
+            segment.digest = digest;
+            if (wholeToo) entry.digest = digest;
+          });
+        }
       } else if (reopen) {
         // A member boundary exactly at the payload start: keep the segment, move its member.
         seg.start.memberOffset = this.memberOffset;

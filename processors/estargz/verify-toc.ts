@@ -50,13 +50,6 @@ function describe(entry: TocEntry, index: number): string {
   return `TOC entry ${index} ${JSON.stringify(entry.name)}`;
 }
 
-interface Piece {
-  entry: TocEntry;
-  index: number;
-  start: number;
-  end: number;
-}
-
 /**
  * The check, resumable: `advance` verifies the walked entries up to a bound as they complete
  * (the unpack runs it while the layer still streams, against the TOC read ahead), `finish`
@@ -160,7 +153,18 @@ function where(entry: TocEntry, index: number, tar: WalkedEntry): string {
   return `${describe(entry, index)} (tar offset ${tar.headerOffset})`;
 }
 
-/** A regular file, TOC entries [first, next): size, whole-file digest, chunk coverage, each chunk. */
+/** Where piece k of a file (TOC entries [first, next)) ends in the file: its chunkSize, else where the next one starts, else the file's end. */
+function pieceEnd(entries: readonly TocEntry[], k: number, next: number, size: number): number {
+  const e = entries[k]!;
+  const start = e.chunkOffset ?? 0;
+  if (e.chunkSize) return start + e.chunkSize;
+  return k + 1 < next ? (entries[k + 1]!.chunkOffset ?? 0) : size;
+}
+
+/**
+ * A regular file, TOC entries [first, next): size, whole-file digest, chunk coverage, each chunk.
+ * (Indexes, not an object per piece: this runs for every file of the layer.)
+ */
 function checkFile(entries: readonly TocEntry[], first: number, next: number, tar: WalkedEntry, memberStarts: ReadonlyMap<number, number>, summary: VerifySummary): void {
   const entry = entries[first]!;
   summary.files++;
@@ -174,31 +178,30 @@ function checkFile(entries: readonly TocEntry[], first: number, next: number, ta
   if (entry.digest !== undefined && entry.digest !== tar.digest) {
     throw new VerifyError(`${where(entry, first, tar)}: file digest mismatch: TOC says ${entry.digest}, content is ${tar.digest}`);
   }
-  // The file's pieces: the reg entry itself, then its chunk entries.
-  const pieces: Piece[] = [];
-  for (let k = first; k < next; k++) {
-    const e = entries[k]!;
-    const start = e.chunkOffset ?? 0;
-    const end = e.chunkSize ? start + e.chunkSize : k + 1 < next ? (entries[k + 1]!.chunkOffset ?? 0) : size;
-    pieces.push({ entry: e, index: k, start, end });
-  }
+  // The file's pieces: the reg entry itself, then its chunk entries; contiguous from 0.
   let expect = 0;
-  for (const p of pieces) {
-    if (p.start !== expect || p.end <= p.start) {
-      throw new VerifyError(`${describe(p.entry, p.index)}: chunk covers file bytes ${p.start}-${p.end - 1}, expected one starting at ${expect}`);
+  for (let k = first; k < next; k++) {
+    const start = entries[k]!.chunkOffset ?? 0;
+    const end = pieceEnd(entries, k, next, size);
+    if (start !== expect || end <= start) {
+      throw new VerifyError(`${describe(entries[k]!, k)}: chunk covers file bytes ${start}-${end - 1}, expected one starting at ${expect}`);
     }
-    expect = p.end;
+    expect = end;
   }
+  // A single piece whose chunkSize differs from the size is still a whole file when nothing
+  // follows (Go: a reg entry counts as chunked only if 0 < chunkSize < size).
+  let lastEnd = expect;
   if (expect !== size) {
-    // A single piece whose chunkSize differs from the size is still a whole file when nothing
-    // follows (Go: a reg entry counts as chunked only if 0 < chunkSize < size).
-    const only = pieces.length === 1 && pieces[0]!.entry.chunkSize !== undefined && pieces[0]!.entry.chunkSize >= size;
+    const only = next - first === 1 && entry.chunkSize !== undefined && entry.chunkSize >= size;
     if (!only) throw new VerifyError(`${where(entry, first, tar)}: chunks end at ${expect}, the file has ${size} bytes`);
-    pieces[0]!.end = size;
+    lastEnd = size;
   }
-  for (const p of pieces) {
+  const hasFileDigest = entry.digest !== undefined;
+  for (let k = first; k < next; k++) {
     summary.chunks++;
-    checkPiece(p, tar, memberStarts, summary, entry.digest !== undefined);
+    const start = entries[k]!.chunkOffset ?? 0;
+    const end = k === next - 1 ? lastEnd : pieceEnd(entries, k, next, size);
+    checkPiece(entries[k]!, k, start, end, tar, memberStarts, summary, hasFileDigest);
   }
 }
 
@@ -207,22 +210,32 @@ export function verifyToc(toc: Toc, walked: readonly WalkedEntry[], memberStarts
   return new TocVerifier(toc, memberStarts).finish(walked);
 }
 
-function checkPiece(p: Piece, tar: WalkedEntry, memberStarts: ReadonlyMap<number, number>, summary: VerifySummary, hasFileDigest: boolean): void {
-  const label = (): string => `${describe(p.entry, p.index)} chunk at file offset ${p.start} (TOC offset ${p.entry.offset ?? 'none'})`;
-  if (p.entry.offset === undefined) throw new VerifyError(`${label()}: no offset`);
-  const memberStart = memberStarts.get(p.entry.offset);
-  if (memberStart === undefined) throw new VerifyError(`${label()}: no gzip member starts at compressed offset ${p.entry.offset}`);
-  if (memberStart + (p.entry.innerOffset ?? 0) !== tar.payloadOffset + p.start) {
-    throw new VerifyError(`${label()}: offset/innerOffset point at uncompressed byte ${memberStart + (p.entry.innerOffset ?? 0)}, the chunk is at ${tar.payloadOffset + p.start}`);
+/** What a failing piece is called in messages. */
+function pieceLabel(entry: TocEntry, index: number, start: number): string {
+  return `${describe(entry, index)} chunk at file offset ${start} (TOC offset ${entry.offset ?? 'none'})`;
+}
+
+/** The walked segment of `tar` that is exactly file bytes [start, end), if any. */
+function segmentAt(tar: WalkedEntry, start: number, end: number): Segment | undefined {
+  for (const s of tar.segments) if (s.fileOffset === start && s.length === end - start) return s;
+  return undefined;
+}
+
+function checkPiece(entry: TocEntry, index: number, start: number, end: number, tar: WalkedEntry, memberStarts: ReadonlyMap<number, number>, summary: VerifySummary, hasFileDigest: boolean): void {
+  if (entry.offset === undefined) throw new VerifyError(`${pieceLabel(entry, index, start)}: no offset`);
+  const memberStart = memberStarts.get(entry.offset);
+  if (memberStart === undefined) throw new VerifyError(`${pieceLabel(entry, index, start)}: no gzip member starts at compressed offset ${entry.offset}`);
+  if (memberStart + (entry.innerOffset ?? 0) !== tar.payloadOffset + start) {
+    throw new VerifyError(`${pieceLabel(entry, index, start)}: offset/innerOffset point at uncompressed byte ${memberStart + (entry.innerOffset ?? 0)}, the chunk is at ${tar.payloadOffset + start}`);
   }
-  const segment: Segment | undefined = tar.segments.find((s) => s.fileOffset === p.start && s.length === p.end - p.start);
-  if (p.entry.chunkDigest === undefined || segment === undefined) {
-    if (!hasFileDigest) throw new VerifyError(`${label()}: neither a checkable chunkDigest nor a file digest`);
+  const segment = segmentAt(tar, start, end);
+  if (entry.chunkDigest === undefined || segment === undefined) {
+    if (!hasFileDigest) throw new VerifyError(`${pieceLabel(entry, index, start)}: neither a checkable chunkDigest nor a file digest`);
     summary.chunksCoveredByFileDigest++;
     return;
   }
-  if (segment.digest !== p.entry.chunkDigest) {
-    throw new VerifyError(`${label()}: chunk digest mismatch: TOC says ${p.entry.chunkDigest}, content is ${segment.digest}`);
+  if (segment.digest !== entry.chunkDigest) {
+    throw new VerifyError(`${pieceLabel(entry, index, start)}: chunk digest mismatch: TOC says ${entry.chunkDigest}, content is ${segment.digest}`);
   }
   summary.chunkDigestsChecked++;
 }
