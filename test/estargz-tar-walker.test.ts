@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { tarOfFiles } from './support/estargz-blob.ts';
+import { seededContent, tarOfFiles } from './support/estargz-blob.ts';
 import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { type Digests, SyncDigests, WorkerDigests } from '../processors/estargz/digests.ts';
 import { GzipMemberDecoder } from '../processors/estargz/gzip-members.ts';
@@ -16,16 +16,6 @@ import { TarWalker } from '../processors/estargz/tar-walker.ts';
 
 function sha256(data: Uint8Array): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
-}
-
-function fileContent(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed + 1;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = (x >>> 24) & 0x7f;
-  }
-  return b;
 }
 
 /** Decodes `blob` into a walker, handing it each decoded piece cut further at the given sizes (cycled). */
@@ -59,7 +49,7 @@ describe('tar walker digests', () => {
         fc.array(fc.integer({ min: 1, max: 12_000 }), { minLength: 1, maxLength: 6 }),
         fc.boolean(),
         async (specs, chunkSize, cuts, onWorker) => {
-          const files = specs.map(([size, seed], i) => [`d/f${i}`, fileContent(size, seed)] as const);
+          const files = specs.map(([size, seed], i) => [`d/f${i}`, seededContent(size, seed)] as const);
           const tar = await tarOfFiles(files, []);
           const { blob } = await buildEstargzBuffer(tar, { chunkSize });
           const digests = onWorker ? new WorkerDigests() : new SyncDigests();

@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { tarOfFiles } from './support/estargz-blob.ts';
+import { seededContent, tarOfFiles } from './support/estargz-blob.ts';
 import { buildEstargzBuffer } from '../processors/estargz/build-buffer.ts';
 import { SyncDigests } from '../processors/estargz/digests.ts';
 import { GzipMemberDecoder } from '../processors/estargz/gzip-members.ts';
@@ -35,16 +35,6 @@ function walk(blob: Buffer): Walked {
   expect(walker.problem).toBeUndefined();
   expect(walker.toc).toBeDefined();
   return { toc: parseToc(walker.toc!.content), data: walker.entries.slice(0, -1), memberStarts: walker.memberStarts };
-}
-
-function fileContent(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed + 1;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = (x >>> 24) & 0x7f;
-  }
-  return b;
 }
 
 /** A single pass's outcome: the summary, or the failure's message. */
@@ -120,7 +110,7 @@ describe('TocVerifier (resumable TOC check)', () => {
         fc.option(fc.constantFrom(...Object.keys(corruptions)), { nil: undefined }),
         fc.nat(),
         async (files, rawBounds, corruption, pick) => {
-          const unique = new Map(files.map(([name, size], i) => [`f/${name}`, fileContent(size, i)]));
+          const unique = new Map(files.map(([name, size], i) => [`f/${name}`, seededContent(size, i)]));
           const tar = await tarOfFiles([...unique.entries()], []);
           // 256-byte chunks: files above that are split, so chunk entries and segments are exercised.
           const { blob } = await buildEstargzBuffer(tar, { chunkSize: 256, level: 1 });
@@ -139,7 +129,7 @@ describe('TocVerifier (resumable TOC check)', () => {
   });
 
   it('advance checks no entry at or past its bound, and finish reports what the stream lacks', async () => {
-    const tar = await tarOfFiles([['a', fileContent(600, 1)], ['b', fileContent(10, 2)], ['c', fileContent(0, 3)]], []);
+    const tar = await tarOfFiles([['a', seededContent(600, 1)], ['b', seededContent(10, 2)], ['c', seededContent(0, 3)]], []);
     const { blob } = await buildEstargzBuffer(tar, { chunkSize: 256, level: 1 });
     const w = walk(blob);
     const verifier = new TocVerifier(w.toc, w.memberStarts);

@@ -155,3 +155,14 @@ export async function tarOfFiles(files: ReadonlyArray<readonly [string, Buffer]>
   await done;
   return Buffer.concat(chunks);
 }
+
+/** File content that compresses a little and never repeats a long pattern, the same for a seed. */
+export function seededContent(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  let x = seed + 1;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = (x >>> 24) & 0x7f;
+  }
+  return b;
+}
