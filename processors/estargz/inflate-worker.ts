@@ -416,6 +416,39 @@ export class InflateWorker {
     if (this.failure) throw this.failure;
   }
 
+  /**
+   * Reads the next input straight into a free input slot with `read` (which fills the buffer it
+   * is given unless the input ends): no copy on this thread. Resolves to the bytes read, as a view
+   * valid until the next call, or undefined at the end of the input.
+   */
+  async fill(read: (into: Buffer) => Promise<number>): Promise<Buffer | undefined> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const slot = this.freeInputs.pop();
+      if (slot === undefined) {
+        await this.wakeup.wait();
+        continue;
+      }
+      const input = this.inputs[slot]!;
+      let n: number;
+      try {
+        n = await read(input);
+      } catch (err) {
+        this.freeInputs.push(slot);
+        throw err;
+      }
+      if (n === 0) {
+        this.freeInputs.push(slot);
+        return undefined;
+      }
+      if (this.failure) throw this.failure;
+      this.recent.push({ slot, start: this.pushed, len: n, consumed: false });
+      this.pushed += n;
+      this.worker.postMessage({ input: slot, len: n });
+      return input.subarray(0, n);
+    }
+  }
+
   /** Fails push() and end() with `err` (the caller's own failure, e.g. a write that failed). */
   abort(err: Error): void {
     this.fail(err);

@@ -68,7 +68,7 @@ export async function runUnpack(raw: RawUnpackOptions): Promise<void> {
   const started = performance.now();
   let result: UnpackResult;
   try {
-    result = await unpackAnyLayer(input.chunks, out, { tocDigest, chunkSize: IO_BYTES });
+    result = await unpackAnyLayer(input.chunks, out, { tocDigest, chunkSize: IO_BYTES, ...(input.readInto ? { readInto: input.readInto } : {}) });
     await finished(out);
   } catch (err) {
     lingerStdout();

@@ -16,6 +16,12 @@ export interface AnyLayerOptions {
   tocDigest?: string;
   /** Output buffer size of the zstd path. */
   chunkSize: number;
+  /**
+   * The input read straight into the caller's buffers (io.ts Input.readInto), when the source
+   * offers it: then `source` must not have started, and is used only for the rest of a zstd
+   * layer.
+   */
+  readInto?: (buffer: Buffer) => Promise<number>;
 }
 
 /** Held back at most while waiting for a tar entry to complete when a zstd layer fails (as outrigger-zstd). */
@@ -101,9 +107,27 @@ function writeTo(out: Writable, chunk: Buffer): Promise<void> {
 
 /** Decodes and verifies a gzip or zstd layer from `source` into `out`; throws UnpackError. */
 export async function unpackAnyLayer(source: AsyncIterable<Buffer>, out: Writable, opts: AnyLayerOptions): Promise<UnpackResult> {
+  const write = (chunk: Buffer): Promise<void> => writeTo(out, chunk);
+  if (opts.readInto) {
+    // The magic bytes on their own; the rest of a gzip layer goes straight into the inflate
+    // worker's input slots, the rest of a zstd layer through `source`.
+    const head = Buffer.alloc(4);
+    const first = head.subarray(0, await opts.readInto(head));
+    if (isZstd(first)) return unpackZstd(prepended(first, source), out, opts.tocDigest, opts.chunkSize);
+    // Fewer than 4 bytes: that was all of the input.
+    const result = await unpackLayer(prepended(first), write, { tocDigest: opts.tocDigest, ...(first.length === 4 ? { readInto: opts.readInto } : {}) });
+    out.end();
+    return result;
+  }
   const { first, all } = await peek(source);
   if (isZstd(first)) return unpackZstd(all, out, opts.tocDigest, opts.chunkSize);
-  const result = await unpackLayer(all, (chunk) => writeTo(out, chunk), { tocDigest: opts.tocDigest });
+  const result = await unpackLayer(all, write, { tocDigest: opts.tocDigest });
   out.end();
   return result;
+}
+
+/** `first` (unless empty), then `rest`. */
+async function* prepended(first: Buffer, rest?: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  if (first.length > 0) yield first;
+  if (rest) yield* rest;
 }

@@ -30,6 +30,12 @@ export interface UnpackOptions {
    * walk and sha256 run on this thread, reading the worker's output buffers in place.
    */
   digests?: Digests;
+  /**
+   * The rest of the input after `source` ends, read straight into the unpack's own buffers (the
+   * inflate worker's input slots; io.ts Input.readInto): fills the buffer it is given unless the
+   * input ends, 0 at the end.
+   */
+  readInto?: (buffer: Buffer) => Promise<number>;
 }
 
 export interface UnpackResult {
@@ -175,9 +181,20 @@ export async function unpackLayer(
   if (opts.digests === undefined) return unpackOnWorker(source, write, opts);
   const digests = opts.digests;
   try {
-    return await unpackWith(digests, source, write, opts);
+    return await unpackWith(digests, opts.readInto ? followedBy(source, opts.readInto) : source, write, opts);
   } finally {
     digests.close();
+  }
+}
+
+/** `source`, then what `readInto` reads into fresh 1 MiB buffers (the in-thread path has no slots). */
+async function* followedBy(source: AsyncIterable<Buffer>, readInto: (buffer: Buffer) => Promise<number>): AsyncGenerator<Buffer> {
+  yield* source;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    const n = await readInto(buffer);
+    if (n === 0) return;
+    yield buffer.subarray(0, n);
   }
 }
 
@@ -291,6 +308,14 @@ async function unpackOnWorker(
         if (failure !== undefined) throw failure;
         tail.push(chunk);
         await inflater.push(chunk);
+      }
+      if (opts.readInto) {
+        for (;;) {
+          if (failure !== undefined) throw failure;
+          const read = await inflater.fill(opts.readInto);
+          if (read === undefined) break;
+          tail.push(read);
+        }
       }
       // The worker still has the last megabytes to inflate: meanwhile parse the TOC ahead.
       const footer = parseFooter(tail.bytes);

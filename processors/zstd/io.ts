@@ -43,6 +43,14 @@ export async function* coalesce(source: AsyncIterable<Buffer>, size: number): As
 export interface Input {
   /** Chunks; a chunk's memory may be reused once the next one is requested. */
   readonly chunks: AsyncIterable<Buffer>;
+  /**
+   * Reads the next bytes straight into `buffer` (read(2) in the thread pool), filling it unless
+   * the input ends first; resolves to the bytes read, 0 at the end. For a consumer with buffers
+   * of its own: the verifying unpack reads into its inflate worker's shared input slots, with no
+   * copy on the main thread (~15 ms of CPU less per 54 MB layer). Present only where read(2)
+   * blocks (a file, or a pipe in blocking mode), and not for use once `chunks` has started.
+   */
+  readonly readInto?: (buffer: Buffer) => Promise<number>;
   /** Stops reading (waits for a read in flight) and closes the file. */
   close(): Promise<void>;
 }
@@ -103,11 +111,22 @@ async function* readAlternating(fd: number, size: number, onDone: () => void): A
   }
 }
 
+/** Whether read(2) on `fd` waits for data rather than failing with EAGAIN. */
+function readsBlock(fd: number, pipeBlocking: boolean): boolean {
+  if (pipeBlocking) return true;
+  try {
+    return fs.fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
+}
+
 export function openInput(name: string, bufferSize: number): Input {
   const fd = name === '-' ? 0 : fs.openSync(name, 'r');
+  let pipeBlocking = false;
   if (fd === 0) {
     growPipe(0, Math.min(PIPE_BYTES, bufferSize));
-    makePipeBlocking(0);
+    pipeBlocking = makePipeBlocking(0);
   }
   let closed = false;
   const closeFd = (): void => {
@@ -116,8 +135,14 @@ export function openInput(name: string, bufferSize: number): Input {
     fs.closeSync(fd);
   };
   const chunks = readAlternating(fd, bufferSize, closeFd);
+  const readInto = async (buffer: Buffer): Promise<number> => {
+    const { n, eagain } = await readFull(fd, buffer);
+    if (eagain) throw new Error('the input was switched to non-blocking mode while it was being read');
+    return n;
+  };
   return {
     chunks,
+    ...(readsBlock(fd, pipeBlocking) ? { readInto } : {}),
     close: async () => {
       // return() runs the generator's cleanup (which waits for its read in flight); a generator
       // that never started has none, hence the direct close.
