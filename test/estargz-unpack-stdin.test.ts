@@ -59,8 +59,9 @@ describe('estargz unpack reads stdin the same whatever it is', () => {
     const files: Array<[string, Buffer]> = Array.from({ length: 12 }, (_, i) => [`d/f${i}`, i % 3 === 0 ? seededContent(300_000, i) : noise(300_000 + i * 7_000, i)]);
     const tar = await tarOfFiles(files, []);
     const { blob } = await buildEstargzBuffer(tar, { chunkSize: 256 * 1024, level: 1 });
-    const { blob: chunked } = await buildEstargzBuffer(tar, { zstdChunked: true });
+    const { blob: chunked } = await buildEstargzBuffer(tar, { compression: 'zstdchunked' });
     expect(blob.length).toBeGreaterThan(2 << 20);
+    expect(chunked.readUInt32LE(0)).toBe(0xfd2fb528);
     const layers: Array<[string, Buffer, Buffer]> = [
       ['estargz', blob, zlib.gunzipSync(blob)],
       ['gzip', zlib.gzipSync(tar), tar],

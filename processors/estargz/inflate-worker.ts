@@ -395,22 +395,30 @@ export class InflateWorker {
   }
 
 
-  /** Queues compressed bytes (copied: the caller may reuse `chunk` once this resolves). */
-  async push(chunk: Buffer): Promise<void> {
-    let at = 0;
-    while (at < chunk.length) {
+  /** A free input slot, once one is (rejects once the worker failed). */
+  private async freeSlot(): Promise<number> {
+    for (;;) {
       if (this.failure) throw this.failure;
       const slot = this.freeInputs.pop();
-      if (slot === undefined) {
-        await this.wakeup.wait();
-        continue;
-      }
-      const input = this.inputs[slot]!;
-      const n = Math.min(chunk.length - at, input.length);
-      chunk.copy(input, 0, at, at + n);
-      this.recent.push({ slot, start: this.pushed, len: n, consumed: false });
-      this.pushed += n;
-      this.worker.postMessage({ input: slot, len: n });
+      if (slot !== undefined) return slot;
+      await this.wakeup.wait();
+    }
+  }
+
+  /** Hands the worker `n` bytes at the start of input slot `slot`. */
+  private post(slot: number, n: number): void {
+    this.recent.push({ slot, start: this.pushed, len: n, consumed: false });
+    this.pushed += n;
+    this.worker.postMessage({ input: slot, len: n });
+  }
+
+  /** Queues compressed bytes (copied: the caller may reuse `chunk` once this resolves). */
+  async push(chunk: Buffer): Promise<void> {
+    for (let at = 0; at < chunk.length; ) {
+      const slot = await this.freeSlot();
+      const n = Math.min(chunk.length - at, this.inputs[slot]!.length);
+      chunk.copy(this.inputs[slot]!, 0, at, at + n);
+      this.post(slot, n);
       at += n;
     }
     if (this.failure) throw this.failure;
@@ -422,31 +430,22 @@ export class InflateWorker {
    * valid until the next call, or undefined at the end of the input.
    */
   async fill(read: (into: Buffer) => Promise<number>): Promise<Buffer | undefined> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const slot = this.freeInputs.pop();
-      if (slot === undefined) {
-        await this.wakeup.wait();
-        continue;
-      }
-      const input = this.inputs[slot]!;
-      let n: number;
-      try {
-        n = await read(input);
-      } catch (err) {
-        this.freeInputs.push(slot);
-        throw err;
-      }
-      if (n === 0) {
-        this.freeInputs.push(slot);
-        return undefined;
-      }
-      if (this.failure) throw this.failure;
-      this.recent.push({ slot, start: this.pushed, len: n, consumed: false });
-      this.pushed += n;
-      this.worker.postMessage({ input: slot, len: n });
-      return input.subarray(0, n);
+    const slot = await this.freeSlot();
+    const input = this.inputs[slot]!;
+    let n: number;
+    try {
+      n = await read(input);
+    } catch (err) {
+      this.freeInputs.push(slot);
+      throw err;
     }
+    if (n === 0) {
+      this.freeInputs.push(slot);
+      return undefined;
+    }
+    if (this.failure) throw this.failure;
+    this.post(slot, n);
+    return input.subarray(0, n);
   }
 
   /** Fails push() and end() with `err` (the caller's own failure, e.g. a write that failed). */
