@@ -164,7 +164,8 @@ describe('encrypt-image / decrypt-image round trip', () => {
     const fpr = /^fpr:+([0-9A-F]+):/m.exec(Buffer.from((await gpg(['--with-colons', '--list-keys', 'carol@example.com'])).stdout).toString())![1]!;
     await gpg(['--quick-add-key', fpr, 'rsa2048', 'encr', 'never']);
     const secret = path.join(dir, 'carol.gpg');
-    fs.writeFileSync(secret, (await gpg(['--export-secret-keys'])).stdout);
+    // Through --output, not stdout (see imgcrypt-pgp.test.ts gpgOut).
+    await gpg(['--output', secret, '--export-secret-keys']);
     const provider = writeCommandProvider(fs.mkdtempSync(path.join(dir, 'kp-')), 'image-secret');
     const providerConfig = path.join(dir, 'kp.json');
     fs.writeFileSync(providerConfig, JSON.stringify({ 'key-providers': { testkms: { cmd: { path: provider.path, args: [] } } } }));

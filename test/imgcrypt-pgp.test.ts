@@ -22,6 +22,21 @@ async function gpg(args: string[], input?: Uint8Array): Promise<{ stdout: Buffer
   return { stdout: Buffer.from(result.stdout), stderr: Buffer.from(result.stderr).toString('utf8') };
 }
 
+/**
+ * gpg's binary output (keyrings, messages) through --output to a file, not stdout: gpg 2.2 writing
+ * an encrypted message to a pipe or socket sometimes leaves it one byte short, and then refuses
+ * it itself ("Invalid packet"): 4 of 400 messages here, none of 400 written to a file.
+ */
+async function gpgOut(args: string[], input?: Uint8Array): Promise<Buffer> {
+  const file = path.join(home, `out-${process.hrtime.bigint()}`);
+  try {
+    await gpg(['--output', file, ...args], input);
+    return fs.readFileSync(file);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
 async function makeKey(uid: string, passphrase: string): Promise<void> {
   await gpg(['--passphrase', passphrase, '--quick-gen-key', uid, 'rsa2048', 'sign', 'never']);
   const listing = (await gpg(['--with-colons', '--list-keys', uid])).stdout.toString('utf8');
@@ -40,9 +55,9 @@ beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'imgcrypt-gpg-'));
   await makeKey('Alice Tester <alice@example.com>', '');
   await makeKey('Bob Tester <bob@example.com>', 'bob-secret');
-  publicRing = (await gpg(['--export'])).stdout;
-  secretRing = (await gpg(['--passphrase', '', '--export-secret-keys', 'alice@example.com'])).stdout;
-  protectedSecretRing = (await gpg(['--passphrase', 'bob-secret', '--export-secret-keys', 'bob@example.com'])).stdout;
+  publicRing = await gpgOut(['--export']);
+  secretRing = await gpgOut(['--passphrase', '', '--export-secret-keys', 'alice@example.com']);
+  protectedSecretRing = await gpgOut(['--passphrase', 'bob-secret', '--export-secret-keys', 'bob@example.com']);
 }, 120_000);
 
 afterAll(async () => {
@@ -89,13 +104,13 @@ describe('PGP key wrapper', () => {
 
   it('decrypts what gpg encrypts, compressed or not', async () => {
     for (const extra of [[], ['--compress-algo', 'none']]) {
-      const { stdout } = await gpg(['--trust-model', 'always', '--encrypt', '-r', 'alice@example.com', ...extra], plaintext);
-      expect(Buffer.from(await decryptPgp(stdout, [{ source: 'alice.gpg', bytes: secretRing }]))).toEqual(plaintext);
+      const message = await gpgOut(['--trust-model', 'always', '--encrypt', '-r', 'alice@example.com', ...extra], plaintext);
+      expect(Buffer.from(await decryptPgp(message, [{ source: 'alice.gpg', bytes: secretRing }]))).toEqual(plaintext);
     }
   });
 
   it('rejects an armored keyring and a garbage annotation with clear errors', async () => {
-    const armored = (await gpg(['--armor', '--export', 'alice@example.com'])).stdout;
+    const armored = await gpgOut(['--armor', '--export', 'alice@example.com']);
     await expect(selectRecipientKeys(['alice@example.com'], [{ source: 'pub.asc', bytes: armored }])).rejects.toThrow(/pub\.asc is not a binary OpenPGP keyring/);
     await expect(decryptPgp(Buffer.from('not pgp'), [{ source: 'alice.gpg', bytes: secretRing }])).rejects.toThrow(/not an OpenPGP message/);
   });
