@@ -304,7 +304,7 @@ const WORKER_SOURCE = `(${inflateWorkerMain.toString()})(require, ${defineGzipMe
 
 /**
  * The calling thread's side. The worker thread boots as soon as this is constructed, which may
- * be well before the input is known (unpack.ts's prestart); `start()` then names the handler
+ * be well before the input is known (unpack-prestart.ts); `start()` then names the handler
  * that gets each final range in stream order, from the message handler, and must come before the
  * first push(). A range's buffer goes back to the worker with release(). push() and end() reject
  * once the worker failed (InflateWorkerError for bad input).

@@ -79,7 +79,7 @@ export class TarWalker {
    * The segment being hashed: its record (pushed to the entry once it has bytes) and its hash,
    * created at its first bytes unless they are all of it (then digested in one call).
    */
-  private segment: { hash: DigestHandle | undefined; start: Segment } | undefined;
+  private segment: { hash: DigestHandle | undefined; record: Segment } | undefined;
   private readonly digests: Digests;
 
   /** Digests may arrive later (worker thread): call `digests.settle()` before reading them. */
@@ -165,7 +165,7 @@ export class TarWalker {
             } else if (seg.hash === undefined && take === this.remaining) {
               // The whole segment, and the rest of a file hashed as one segment: digested at once.
               const entry = this.current!;
-              const record = seg.start;
+              const { record } = seg;
               this.digests.digestOf(part, (digest) => {
                 record.digest = digest;
                 entry.digest = digest;
@@ -274,7 +274,7 @@ export class TarWalker {
     const fileOffset = at - this.current!.payloadOffset;
     this.segment = {
       hash: undefined,
-      start: { fileOffset, length: 0, digest: '', memberOffset: this.memberOffset, innerOffset: at - this.memberStart },
+      record: { fileOffset, length: 0, digest: '', memberOffset: this.memberOffset, innerOffset: at - this.memberStart },
     };
   }
 
@@ -282,9 +282,9 @@ export class TarWalker {
     const seg = this.segment;
     const entry = this.current;
     if (seg && entry) {
-      const length = this.pos - entry.payloadOffset - seg.start.fileOffset;
+      const length = this.pos - entry.payloadOffset - seg.record.fileOffset;
       if (length > 0) {
-        const segment = seg.start;
+        const segment = seg.record;
         segment.length = length;
         entry.segments.push(segment);
         // No hash: the segment came in one piece and data() has digested it (see there).
@@ -299,8 +299,8 @@ export class TarWalker {
         }
       } else if (reopen) {
         // A member boundary exactly at the payload start: keep the segment, move its member.
-        seg.start.memberOffset = this.memberOffset;
-        seg.start.innerOffset = 0;
+        seg.record.memberOffset = this.memberOffset;
+        seg.record.innerOffset = 0;
         return;
       }
     }
