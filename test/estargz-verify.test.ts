@@ -314,4 +314,30 @@ describe('estargz unpack verification', () => {
     expect((onWorker as Error).message).toBe(single.error!.message);
     expect(Buffer.concat(parts).length).toBeLessThanOrEqual(tar.length - TAIL_HOLD);
   });
+
+  it('takes the rest of its input through readInto after the source, on either thread: the same output and result as from the source alone', async () => {
+    const tar = await smallTar([['d/a', Buffer.alloc(70_000, 3)], ['d/b', Buffer.from('bee'.repeat(3000))]]);
+    const { blob, tocDigest } = await build(tar, 4096);
+    const good = zlib.gunzipSync(blob);
+    for (const [head, sync] of [[0, false], [4, false], [333, true], [4, true]] as const) {
+      let at = head;
+      // Fills what it is given unless the input ends, as io.ts Input.readInto does; odd sizes.
+      const readInto = async (buffer: Buffer): Promise<number> => {
+        const n = Math.min(buffer.length, blob.length - at);
+        blob.copy(buffer, 0, at, at + n);
+        at += n;
+        return n;
+      };
+      const parts: Buffer[] = [];
+      const result = await unpackLayer((async function* () {
+        if (head > 0) yield blob.subarray(0, head);
+      })(), (c) => {
+        parts.push(Buffer.from(c));
+      }, { tocDigest, readInto, ...(sync ? { digests: new SyncDigests() } : {}) });
+      expect(Buffer.concat(parts).equals(good), `head ${head}, sync ${sync}`).toBe(true);
+      expect(result.format).toBe('estargz');
+      expect(result.inputBytes).toBe(blob.length);
+      expect(result.verified!.chunkDigestsChecked).toBe(result.verified!.chunks);
+    }
+  });
 });
